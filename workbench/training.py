@@ -1,0 +1,197 @@
+"""Fine-tuning complete models: AdamW with linear warm-up and decay, clipping, best-on-tune, resumable.
+
+`train_complete_model` owns one folder (a cache entry keyed by model spec, training config, seed
+and data fingerprint, see `model_folder`). Inside it:
+
+- `state/`    the latest resumable checkpoint (weights, optimizer moments, RNG state, progress),
+              written every `checkpoint_every` steps and at the end of each epoch;
+- `best/`     the checkpoint with the best tune-split metric (`CompleteModel.save_pretrained`);
+- `done.json` written last: training history and the best metric. When it exists the folder is
+              a finished cache entry and training is skipped.
+
+Everything is stored with safetensors or JSON, never pickle, and written atomically. Given the
+seed, a run is deterministic on CPU, also when it is interrupted and resumed: the batch order is a
+pure function of (seed, epoch) and the dropout RNG state travels with the checkpoint.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from .batching import Encoded, batch_indices, collate, encode
+from .config import TrainConfig
+from .metrics import task_metric
+from .models import CompleteModel, ModelSpec, load_tokenizer
+from .store import content_hash, fresh_tmp_dir, read_json, replace_dir, write_json
+from .tasks import TaskData
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the best checkpoint is, and how training went."""
+    checkpoint: Path          # folder loadable with CompleteModel.from_pretrained
+    best_tune_metric: float   # task metric on the tune split at the best evaluation
+    history: pd.DataFrame     # one row per evaluation: epoch, step, train_loss, tune_metric
+    truncated: int            # training texts longer than max_length
+    cached: bool              # True when the folder already held a finished run
+
+
+def model_folder(root: str | Path, spec: ModelSpec, config: TrainConfig, seed: int, task: TaskData) -> Path:
+    """The cache folder of one training run: readable name plus a hash of everything that shapes it."""
+    spec = spec.resolved()
+    key = content_hash(asdict(spec), asdict(config), seed, task.fingerprint())
+    backbone = Path(spec.backbone).name or spec.backbone
+    return Path(root) / f"{task.spec.name}-{backbone}-{spec.depth}L-seed{seed}-{key}"
+
+
+def limit_rows(split: pd.DataFrame, limit: int | None, *, seed: int = 0) -> pd.DataFrame:
+    """At most `limit` rows, a seeded sample in the split's own order; all rows when `limit` is None."""
+    if limit is None or limit >= len(split):
+        return split
+    keep = np.sort(np.random.default_rng(seed).choice(len(split), size=limit, replace=False))
+    return split.iloc[keep].reset_index(drop=True)
+
+
+def predict_logits(model: nn.Module, encoded: Encoded, *, batch_size: int = 64) -> np.ndarray:
+    """Logits [n, num_labels] in the encoded order; batches sorted by length for speed."""
+    model.eval()
+    out = np.zeros((len(encoded), model.spec.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
+            out[idx] = model(**collate(encoded, idx)).logits.float().numpy()
+    return out
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up from 0 to 1 over `warmup` steps, then linear decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *, seed: int, folder: str | Path,
+                         progress: bool = True) -> TrainResult:
+    """Fine-tune a complete model on task.splits['train'], keeping the best on task.splits['tune']."""
+    folder = Path(folder)
+    spec = spec.resolved()
+    if (folder / "done.json").is_file():
+        done = read_json(folder / "done.json")
+        return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
+                           done["truncated"], cached=True)
+    if spec.num_labels != task.num_labels:
+        raise ValueError(f"model has {spec.num_labels} labels but task {task.spec.name} has {task.num_labels}")
+
+    tokenizer = load_tokenizer(spec.backbone)
+    train = limit_rows(task.splits["train"], config.train_limit)
+    tune = limit_rows(task.splits["tune"], config.eval_limit)
+    enc_train, enc_tune = encode(tokenizer, train, config.max_length), encode(tokenizer, tune, config.max_length)
+    if enc_train.truncated:
+        tqdm.write(f"{task.spec.name}: truncated {enc_train.truncated} of {len(enc_train)} training texts "
+                   f"to {config.max_length} tokens")
+    labels = torch.tensor(train["label"].to_numpy(), dtype=torch.long)
+
+    model = CompleteModel.build(spec, seed=seed)
+    optimizer = _optimizer(model, config)
+    steps_per_epoch = math.ceil(len(enc_train) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_ratio * total)
+    evals_at = {min(steps_per_epoch, round(steps_per_epoch * (j + 1) / config.evals_per_epoch))
+                for j in range(config.evals_per_epoch)}
+
+    progress_state = {"global_step": 0, "best_tune_metric": -math.inf, "history": [], "loss_sum": 0.0,
+                      "loss_count": 0}
+    torch.manual_seed(seed)
+    if (folder / "state" / "progress.json").is_file():
+        progress_state = _load_state(folder / "state", model, optimizer)
+    start = progress_state["global_step"]
+
+    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", mininterval=1.0,
+               desc=f"train {spec.name} seed {seed} on {task.spec.name}")
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(start // steps_per_epoch, config.epochs):
+        batches = batch_indices(enc_train.lengths, config.batch_size, shuffle=True, seed=seed, epoch=epoch,
+                                bucket=config.bucket)
+        for i, idx in enumerate(batches):
+            step = epoch * steps_per_epoch + i
+            if step < progress_state["global_step"]:
+                continue  # resuming: these steps are already in the checkpoint
+            model.train()
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * lr_factor(step, total, warmup)
+            loss = loss_fn(model(**collate(enc_train, idx)).logits, labels[idx])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress_state["global_step"] = step + 1
+            progress_state["loss_sum"] += float(loss.detach())
+            progress_state["loss_count"] += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            if i + 1 in evals_at:
+                _evaluate(model, tokenizer, enc_tune, tune, task, config, epoch, progress_state, folder)
+            if progress_state["global_step"] % config.checkpoint_every == 0 or i + 1 == len(batches):
+                _save_state(folder / "state", model, optimizer, progress_state)
+    bar.close()
+
+    done = {"best_tune_metric": progress_state["best_tune_metric"], "history": progress_state["history"],
+            "truncated": enc_train.truncated, "steps": total, "train_examples": len(enc_train)}
+    write_json(folder / "done.json", done)
+    return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
+                       enc_train.truncated, cached=False)
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim < 2 else decay).append(param)  # biases and LayerNorm weights
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+def _evaluate(model, tokenizer, enc_tune, tune, task, config, epoch, state, folder) -> None:
+    logits = predict_logits(model, enc_tune, batch_size=config.eval_batch_size)
+    metric = task_metric(task.spec.metric, tune["label"].to_numpy(), logits.argmax(1))
+    loss = state["loss_sum"] / max(1, state["loss_count"])
+    state["loss_sum"], state["loss_count"] = 0.0, 0
+    state["history"].append({"epoch": epoch, "step": state["global_step"], "train_loss": loss,
+                             f"tune_{task.spec.metric}": metric, "tune_metric": metric})
+    tqdm.write(f"  step {state['global_step']}: train loss {loss:.4f}, tune {task.spec.metric} {metric:.2f}")
+    if metric > state["best_tune_metric"]:
+        state["best_tune_metric"] = metric
+        model.save_pretrained(folder / "best", tokenizer=tokenizer)
+
+
+def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    tmp = fresh_tmp_dir(path)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    opt = optimizer.state_dict()
+    moments = {f"{i}.{k}": torch.as_tensor(v).contiguous() for i, s in opt["state"].items() for k, v in s.items()}
+    save_file(moments, str(tmp / "optimizer.safetensors"))
+    save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+    write_json(tmp / "progress.json", {**state, "param_groups": opt["param_groups"]})
+    replace_dir(tmp, path)
+
+
+def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    state = read_json(path / "progress.json")
+    moments: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(path / "optimizer.safetensors")).items():
+        i, name = key.split(".", 1)
+        moments.setdefault(int(i), {})[name] = value
+    groups = state.pop("param_groups")
+    for group in groups:
+        group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": moments, "param_groups": groups})
+    torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch"])
+    tqdm.write(f"resuming from {path} at step {state['global_step']}")
+    return state
