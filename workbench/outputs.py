@@ -15,6 +15,7 @@ Schema (one row per example x model x exit):
 | correct       | bool    | pred == label                                                   |
 | prob_<c>      | float   | softmax probability of class c, one column per class            |
 | logit_<c>     | float   | raw logit of class c (for margins and temperature scaling)      |
+| tokens        | int     | tokens of the example after truncation (for FLOPs); optional    |
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ BASE_COLUMNS = ("split", "example_id", "seed", "model", "layer", "label", "pred"
 
 
 def outputs_frame(logits: np.ndarray, *, split: str, example_ids, labels, seed: int, model: str,
-                  layer: int) -> pd.DataFrame:
+                  layer: int, tokens=None) -> pd.DataFrame:
     """Tidy rows for one model exit over one split, from logits [n, num_labels]."""
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -43,6 +44,8 @@ def outputs_frame(logits: np.ndarray, *, split: str, example_ids, labels, seed: 
         frame[f"prob_{c}"] = probs[:, c]
     for c in range(logits.shape[1]):
         frame[f"logit_{c}"] = logits[:, c]
+    if tokens is not None:
+        frame["tokens"] = np.asarray(tokens, dtype=np.int64)
     return frame
 
 

@@ -1,6 +1,6 @@
 """Fine-tuning complete models: AdamW with linear warm-up and decay, clipping, best-on-tune, resumable.
 
-`train_complete_model` owns one folder (a cache entry keyed by model spec, training config, seed
+`fit` (used by `train_complete_model` and by the multi-exit and cascade trainers) owns one folder (a cache entry keyed by model spec, training config, seed
 and data fingerprint, see `model_folder`). Inside it:
 
 - `state/`    the latest resumable checkpoint (weights, optimizer moments, RNG state, progress),
@@ -16,8 +16,10 @@ pure function of (seed, epoch) and the dropout RNG state travels with the checkp
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -44,12 +46,13 @@ class TrainResult:
     cached: bool              # True when the folder already held a finished run
 
 
-def model_folder(root: str | Path, spec: ModelSpec, config: TrainConfig, seed: int, task: TaskData) -> Path:
-    """The cache folder of one training run: readable name plus a hash of everything that shapes it."""
+def model_folder(root: str | Path, spec, config: TrainConfig, seed: int, task: TaskData, *extra) -> Path:
+    """The cache folder of one training run: readable name plus a hash of everything that shapes it
+    (spec, training config, seed, data fingerprint, and any `extra` settings such as head training)."""
     spec = spec.resolved()
-    key = content_hash(asdict(spec), asdict(config), seed, task.fingerprint())
+    key = content_hash(asdict(spec), asdict(config), seed, task.fingerprint(), *extra)
     backbone = Path(spec.backbone).name or spec.backbone
-    return Path(root) / f"{task.spec.name}-{backbone}-{spec.depth}L-seed{seed}-{key}"
+    return Path(root) / f"{task.spec.name}-{backbone}-{spec.name}-seed{seed}-{key}"
 
 
 def limit_rows(split: pd.DataFrame, limit: int | None, *, seed: int = 0) -> pd.DataFrame:
@@ -61,13 +64,17 @@ def limit_rows(split: pd.DataFrame, limit: int | None, *, seed: int = 0) -> pd.D
 
 
 def predict_logits(model: nn.Module, encoded: Encoded, *, batch_size: int = 64) -> np.ndarray:
-    """Logits [n, num_labels] in the encoded order; batches sorted by length for speed."""
+    """Logits in the encoded order: [n, num_labels] for a complete model, [n, exits, num_labels] for a
+    multi-exit one; batches are sorted by length for speed."""
     model.eval()
-    out = np.zeros((len(encoded), model.spec.num_labels), dtype=np.float32)
+    out = None
     with torch.inference_mode():
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
-            out[idx] = model(**collate(encoded, idx)).logits.float().numpy()
-    return out
+            logits = model(**collate(encoded, idx)).logits.float().numpy()
+            if out is None:
+                out = np.zeros((len(encoded), *logits.shape[1:]), dtype=np.float32)
+            out[idx] = logits
+    return out if out is not None else np.zeros((0, model.spec.num_labels), dtype=np.float32)
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -80,16 +87,39 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *, seed: int, folder: str | Path,
                          progress: bool = True) -> TrainResult:
     """Fine-tune a complete model on task.splits['train'], keeping the best on task.splits['tune']."""
-    folder = Path(folder)
     spec = spec.resolved()
+    if spec.num_labels != task.num_labels:
+        raise ValueError(f"model has {spec.num_labels} labels but task {task.spec.name} has {task.num_labels}")
+    return fit(lambda: CompleteModel.build(spec, seed=seed), cross_entropy, task, config, seed=seed, folder=folder,
+               desc=f"train {spec.name} seed {seed} on {task.spec.name}", progress=progress)
+
+
+def cross_entropy(model: nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor,
+                  idx: np.ndarray) -> torch.Tensor:
+    """The plain objective: mean cross-entropy of the model's logits [batch, num_labels]."""
+    return nn.functional.cross_entropy(model(**batch).logits, labels)
+
+
+LossFn = Callable[[nn.Module, dict, torch.Tensor, np.ndarray], torch.Tensor]
+
+
+def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config: TrainConfig, *, seed: int,
+        folder: str | Path, desc: str, progress: bool = True) -> TrainResult:
+    """The training loop shared by every model the workbench trains.
+
+    `build()` returns a fresh model with `spec.backbone` and `save_pretrained(folder, tokenizer=)`;
+    `loss_fn(model, batch, labels, idx)` returns the scalar loss of a batch (idx = the training
+    examples' positions, for objectives that need per-example data such as difficulty labels).
+    The model is selected by the task metric on the tune split: of its logits [n, C], or the mean
+    over exits for multi-exit logits [n, exits, C].
+    """
+    folder = Path(folder)
     if (folder / "done.json").is_file():
         done = read_json(folder / "done.json")
         return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
                            done["truncated"], cached=True)
-    if spec.num_labels != task.num_labels:
-        raise ValueError(f"model has {spec.num_labels} labels but task {task.spec.name} has {task.num_labels}")
-
-    tokenizer = load_tokenizer(spec.backbone)
+    model = build()
+    tokenizer = load_tokenizer(model.spec.backbone)
     train = limit_rows(task.splits["train"], config.train_limit)
     tune = limit_rows(task.splits["tune"], config.eval_limit)
     enc_train, enc_tune = encode(tokenizer, train, config.max_length), encode(tokenizer, tune, config.max_length)
@@ -98,7 +128,6 @@ def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *
                    f"to {config.max_length} tokens")
     labels = torch.tensor(train["label"].to_numpy(), dtype=torch.long)
 
-    model = CompleteModel.build(spec, seed=seed)
     optimizer = _optimizer(model, config)
     steps_per_epoch = math.ceil(len(enc_train) / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -113,9 +142,7 @@ def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *
         progress_state = _load_state(folder / "state", model, optimizer)
     start = progress_state["global_step"]
 
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", mininterval=1.0,
-               desc=f"train {spec.name} seed {seed} on {task.spec.name}")
-    loss_fn = nn.CrossEntropyLoss()
+    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", mininterval=1.0, desc=desc)
     for epoch in range(start // steps_per_epoch, config.epochs):
         batches = batch_indices(enc_train.lengths, config.batch_size, shuffle=True, seed=seed, epoch=epoch,
                                 bucket=config.bucket)
@@ -126,7 +153,7 @@ def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * lr_factor(step, total, warmup)
-            loss = loss_fn(model(**collate(enc_train, idx)).logits, labels[idx])
+            loss = loss_fn(model, collate(enc_train, idx), labels[idx], idx)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -135,7 +162,7 @@ def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *
             progress_state["loss_sum"] += float(loss.detach())
             progress_state["loss_count"] += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
             if i + 1 in evals_at:
                 _evaluate(model, tokenizer, enc_tune, tune, task, config, epoch, progress_state, folder)
             if progress_state["global_step"] % config.checkpoint_every == 0 or i + 1 == len(batches):
@@ -145,6 +172,7 @@ def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *
     done = {"best_tune_metric": progress_state["best_tune_metric"], "history": progress_state["history"],
             "truncated": enc_train.truncated, "steps": total, "train_examples": len(enc_train)}
     write_json(folder / "done.json", done)
+    shutil.rmtree(folder / "state", ignore_errors=True)  # only needed to resume an unfinished run
     return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
                        enc_train.truncated, cached=False)
 
@@ -159,7 +187,12 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 
 def _evaluate(model, tokenizer, enc_tune, tune, task, config, epoch, state, folder) -> None:
     logits = predict_logits(model, enc_tune, batch_size=config.eval_batch_size)
-    metric = task_metric(task.spec.metric, tune["label"].to_numpy(), logits.argmax(1))
+    gold = tune["label"].to_numpy()
+    if logits.ndim == 3:  # multi-exit: the mean metric over exits
+        metric = float(np.mean([task_metric(task.spec.metric, gold, logits[:, j].argmax(1))
+                                for j in range(logits.shape[1])]))
+    else:
+        metric = task_metric(task.spec.metric, gold, logits.argmax(1))
     loss = state["loss_sum"] / max(1, state["loss_count"])
     state["loss_sum"], state["loss_count"] = 0.0, 0
     state["history"].append({"epoch": epoch, "step": state["global_step"], "train_loss": loss,
