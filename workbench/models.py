@@ -233,3 +233,35 @@ def load_checkpoint_tokenizer(folder: str | Path, spec: ModelSpec):
     """The tokenizer stored with a checkpoint, or the backbone's."""
     stored = Path(folder) / "tokenizer"
     return AutoTokenizer.from_pretrained(stored) if stored.is_dir() else load_tokenizer(spec.backbone)
+
+
+# ----------------------------------------------------------------------------- layer by layer
+# A stop_at_layer-style primitive for executors that run one layer at a time and drop rows in
+# between. It uses the public sub-modules of BERT-family encoders (`embeddings`, `encoder.layer`)
+# and builds the additive attention mask itself, so it depends on no private helper.
+
+
+def layer_stack(encoder: nn.Module) -> nn.ModuleList:
+    """The transformer layers of a BERT-family encoder (BERT, RoBERTa, MiniLM, ...)."""
+    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not isinstance(stack, nn.ModuleList) or not hasattr(encoder, "embeddings"):
+        raise NotImplementedError(f"layer-by-layer execution supports BERT-family encoders (with .embeddings and "
+                                  f".encoder.layer); got {type(encoder).__name__}")
+    return stack
+
+
+def embed(encoder: nn.Module, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Token embeddings [batch, seq, hidden], the input of layer 1."""
+    layer_stack(encoder)
+    return encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+
+
+def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[batch, seq] 0/1 mask -> [batch, 1, 1, seq] additive mask (0 to attend, dtype's minimum to ignore)."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def run_layer(encoder: nn.Module, index: int, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Apply layer `index` (0-based) to hidden states [batch, seq, hidden] with an `additive_mask`."""
+    out = layer_stack(encoder)[index](hidden, attention_mask=mask)
+    return out[0] if isinstance(out, tuple) else out

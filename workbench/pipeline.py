@@ -10,7 +10,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +19,14 @@ from tqdm.auto import tqdm
 from .batching import encode
 from .config import TrainConfig, get_preset
 from .metrics import task_metric
-from .models import CompleteModel, ModelSpec, backbone_layers, load_checkpoint_tokenizer
+from .earlyexit import (HeadTrainConfig, MultiExitModel, MultiExitSpec, backbone_pooler, deebert_from_complete,
+                        pabee_loss, pooled_features, probe_model, train_heads)
+from .models import (CompleteModel, ModelSpec, backbone_layers, load_checkpoint_tokenizer, load_encoder,
+                     load_tokenizer)
 from .outputs import outputs_frame, validate_outputs
 from .store import environment, read_json, write_json, write_parquet, write_table
 from .tasks import TaskData, load_files, load_task
-from .training import limit_rows, model_folder, predict_logits, train_complete_model
+from .training import fit, limit_rows, model_folder, predict_logits, train_complete_model
 
 EVAL_SPLITS = ("tune", "test")
 
@@ -80,41 +83,114 @@ class RunConfig:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
 
 
-def predict_split(model: CompleteModel, tokenizer, frame: pd.DataFrame, *, split: str, seed: int,
-                  max_length: int, batch_size: int = 64) -> tuple[pd.DataFrame, int]:
-    """Outputs rows of a complete model over one split, and how many texts were truncated."""
+def predict_split(model, tokenizer, frame: pd.DataFrame, *, split: str, seed: int, max_length: int,
+                  batch_size: int = 64) -> tuple[pd.DataFrame, int]:
+    """Outputs rows of a complete or multi-exit model over one split, and how many texts were truncated."""
     encoded = encode(tokenizer, frame, max_length)
     logits = predict_logits(model, encoded, batch_size=batch_size)
-    rows = outputs_frame(logits, split=split, example_ids=frame["example_id"], labels=frame["label"], seed=seed,
-                         model=model.spec.name, layer=model.spec.depth)
+    common = dict(split=split, example_ids=frame["example_id"], labels=frame["label"], seed=seed,
+                  model=model.spec.name, tokens=encoded.lengths)
+    if logits.ndim == 2:
+        rows = outputs_frame(logits, layer=model.spec.depth, **common)
+    else:  # one block of rows per exit
+        rows = pd.concat([outputs_frame(logits[:, j], layer=j + 1, **common) for j in range(logits.shape[1])],
+                         ignore_index=True)
     return rows, encoded.truncated
+
+
+def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, seed: int) -> pd.DataFrame:
+    """The tune and test outputs stored in `folder`, computed first with `model_fn()` -> (model, tokenizer)
+    when absent."""
+    cached = folder / "outputs.parquet"
+    if not cached.is_file():
+        model, tokenizer = model_fn()
+        parts = []
+        for split in EVAL_SPLITS:
+            frame = limit_rows(task.splits[split], config.train.eval_limit)
+            rows, truncated = predict_split(model, tokenizer, frame, split=split, seed=seed,
+                                            max_length=config.train.max_length,
+                                            batch_size=config.train.eval_batch_size)
+            if truncated:
+                tqdm.write(f"{task.spec.name}/{split}: truncated {truncated} of {len(frame)} texts "
+                           f"to {config.train.max_length} tokens")
+            parts.append(rows)
+        write_parquet(cached, pd.concat(parts, ignore_index=True))
+    return pd.read_parquet(cached)
+
+
+def complete_model(task: TaskData, config: RunConfig, depth: int, seed: int, *,
+                   progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """Train (or reuse) one complete model; its cache folder and its tune/test outputs."""
+    spec = ModelSpec(backbone=config.backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
+                     dropout=config.train.dropout).resolved()
+    folder = model_folder(config.cache, spec, config.train, seed, task)
+
+    def load():
+        train_complete_model(spec, task, config.train, seed=seed, folder=folder, progress=progress)
+        return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
+    return folder, cached_outputs(folder, load, task, config, seed)
 
 
 def complete_model_outputs(task: TaskData, config: RunConfig, *, progress: bool = True) -> pd.DataFrame:
     """Train (or reuse) every depth x seed and return their outputs on the tune and test splits."""
+    frames = [complete_model(task, config, depth, seed, progress=progress)[1]
+              for seed in config.seeds for depth in config.depths]
+    return validate_outputs(pd.concat(frames, ignore_index=True))
+
+
+def early_exit_outputs(task: TaskData, config: RunConfig, *, heads: HeadTrainConfig = HeadTrainConfig(),
+                       progress: bool = True) -> pd.DataFrame:
+    """DeeBERT, PABEE and probes on the full backbone, every seed: their outputs at every exit."""
+    layers = backbone_layers(config.backbone)
+    tokenizer = load_tokenizer(config.backbone)
+    train = limit_rows(task.splits["train"], config.train.train_limit)
+    tune = limit_rows(task.splits["tune"], config.train.eval_limit)
+    features_of = {}
+
+    def features(encoder, key):  # pooled states of a frozen encoder on train and tune, computed once
+        if key not in features_of:
+            pooling = ModelSpec(backbone=config.backbone, pooling=config.pooling).resolved().pooling
+            features_of[key] = tuple(pooled_features(encoder, pooling, encode(tokenizer, split, config.train.max_length))
+                                     for split in (train, tune))
+        return features_of[key]
+
     frames = []
     for seed in config.seeds:
-        for depth in config.depths:
-            spec = ModelSpec(backbone=config.backbone, depth=depth, num_labels=task.num_labels,
+        spec = MultiExitSpec(kind="deebert", backbone=config.backbone, num_layers=layers, num_labels=task.num_labels,
                              pooling=config.pooling, dropout=config.train.dropout).resolved()
-            folder = model_folder(config.cache, spec, config.train, seed, task)
-            cached = folder / "outputs.parquet"
-            if not cached.is_file():
-                train_complete_model(spec, task, config.train, seed=seed, folder=folder, progress=progress)
-                model = CompleteModel.from_pretrained(folder / "best")
-                tokenizer = load_checkpoint_tokenizer(folder / "best", spec)
-                parts = []
-                for split in EVAL_SPLITS:
-                    frame = limit_rows(task.splits[split], config.train.eval_limit)
-                    rows, truncated = predict_split(model, tokenizer, frame, split=split, seed=seed,
-                                                    max_length=config.train.max_length,
-                                                    batch_size=config.train.eval_batch_size)
-                    if truncated:
-                        tqdm.write(f"{task.spec.name}/{split}: truncated {truncated} of {len(frame)} texts "
-                                   f"to {config.train.max_length} tokens")
-                    parts.append(rows)
-                write_parquet(cached, pd.concat(parts, ignore_index=True))
-            frames.append(pd.read_parquet(cached))
+        stage1, _ = complete_model(task, config, layers, seed, progress=progress)
+
+        def deebert():
+            complete = CompleteModel.from_pretrained(stage1 / "best")
+            x, tx = features(complete.encoder, ("deebert", seed))
+            trained, _ = train_heads(x, train["label"].to_numpy(), tx, tune["label"].to_numpy(),
+                                     layers=list(range(layers - 1)), num_labels=task.num_labels,
+                                     metric=task.spec.metric, config=heads, seed=seed,
+                                     init_dense=complete.head.dense, progress=progress)
+            return deebert_from_complete(complete, trained), tokenizer
+        folder = model_folder(config.cache, spec, config.train, seed, task, asdict(heads), stage1.name)
+        frames.append(cached_outputs(folder, deebert, task, config, seed))
+
+        probe_spec = replace(spec, kind="probe")
+
+        def probes():
+            x, tx = features(load_encoder(config.backbone, layers), "probe")  # the pre-trained encoder
+            trained, _ = train_heads(x, train["label"].to_numpy(), tx, tune["label"].to_numpy(),
+                                     layers=list(range(layers)), num_labels=task.num_labels,
+                                     metric=task.spec.metric, config=heads, seed=seed,
+                                     init_dense=backbone_pooler(probe_spec), progress=progress)
+            return probe_model(probe_spec, trained), tokenizer
+        folder = model_folder(config.cache, probe_spec, config.train, seed, task, asdict(heads))
+        frames.append(cached_outputs(folder, probes, task, config, seed))
+
+        pabee_spec = replace(spec, kind="pabee")
+        folder = model_folder(config.cache, pabee_spec, config.train, seed, task)
+
+        def pabee():
+            fit(lambda: MultiExitModel.build_pabee(pabee_spec, seed=seed), pabee_loss, task, config.train,
+                seed=seed, folder=folder, desc=f"train pabee seed {seed} on {task.spec.name}", progress=progress)
+            return MultiExitModel.from_pretrained(folder / "best"), tokenizer
+        frames.append(cached_outputs(folder, pabee, task, config, seed))
     return validate_outputs(pd.concat(frames, ignore_index=True))
 
 

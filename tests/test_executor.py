@@ -1,0 +1,93 @@
+"""The executors really skip work and agree exactly with the simulations on stored outputs."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from workbench.batching import encode
+from workbench.cascade import CascadeOutputs, route
+from workbench.earlyexit import MultiExitModel, MultiExitSpec
+from workbench.executor import run_cascade, run_early_exit, run_full
+from workbench.exits import ExitOutputs, entropy_exit, maxprob_exit, patience_exit
+from workbench.models import CompleteModel, ModelSpec, load_tokenizer
+from workbench.pipeline import predict_split
+
+
+@pytest.fixture(scope="module")
+def pabee(tmp_path_factory):
+    torch.manual_seed(0)
+    model = MultiExitModel.build_pabee(MultiExitSpec(kind="pabee", backbone="tiny-random-bert", num_layers=4,
+                                                     num_labels=2), seed=3)
+    for head in model.heads:  # spread the confidences so that every exit gets used
+        torch.nn.init.normal_(head.out.weight, std=2.0)
+    return model.eval()
+
+
+def _between(values, quantiles):
+    """Thresholds half-way between neighbouring observed values, so no value sits on a threshold."""
+    v = np.unique(values)
+    mids = (v[1:] + v[:-1]) / 2
+    return [float(np.quantile(mids, q)) for q in quantiles]
+
+
+def _simulated(model, split, tok):
+    rows, _ = predict_split(model, tok, split, split="test", seed=0, max_length=32)
+    return ExitOutputs.from_outputs(rows, model=model.spec.name, split="test", seed=0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32])
+def test_early_exit_executor_equals_simulation(pabee, toy_task, batch_size):
+    tok = load_tokenizer("tiny-random-bert")
+    split = toy_task.splits["test"]
+    out = _simulated(pabee, split, tok)
+    order = pd.Index(out.example_ids).get_indexer(split["example_id"].astype(str))
+    encoded = encode(tok, split, 32)
+    cases = [("maxprob", t, maxprob_exit) for t in _between(out.probs.max(-1), [0.2, 0.5, 0.8])]
+    entropies = -(out.probs * np.log(out.probs)).sum(-1)
+    cases += [("entropy", t, entropy_exit) for t in _between(entropies, [0.3, 0.7])]
+    cases += [("patience", p, patience_exit) for p in (0, 1, 2, 3)]
+    used = set()
+    for policy, param, simulate in cases:
+        real = run_early_exit(pabee, encoded, policy=policy, param=param, batch_size=batch_size)
+        sim = simulate(out, param)
+        np.testing.assert_array_equal(real.exit_index, sim.exit_index[order], err_msg=f"{policy} {param}")
+        np.testing.assert_array_equal(real.pred, sim.pred[order])
+        np.testing.assert_array_equal(real.layers_executed, sim.layers_executed[order])
+        np.testing.assert_allclose(real.confidence, sim.confidence[order], rtol=1e-5)
+        used |= set(real.exit_index.tolist())
+    assert used == {0, 1, 2, 3}
+
+
+def test_executor_rejects_meaningless_parameters(pabee, toy_task):
+    encoded = encode(load_tokenizer("tiny-random-bert"), toy_task.splits["test"], 32)
+    with pytest.raises(ValueError, match="can never be met"):
+        run_early_exit(pabee, encoded, policy="entropy", param=-0.1)
+    with pytest.raises(ValueError, match="patience 4"):
+        run_early_exit(pabee, encoded, policy="patience", param=4)
+
+
+@pytest.mark.parametrize("batch_size", [1, 32])
+def test_routed_cascade_equals_simulation(toy_task, batch_size):
+    tok = load_tokenizer("tiny-random-bert")
+    split = toy_task.splits["test"]
+    members = []
+    for depth, seed in ((1, 0), (2, 1), (4, 2)):
+        model = CompleteModel.build(ModelSpec(backbone="tiny-random-bert", depth=depth, num_labels=2), seed=seed)
+        torch.nn.init.normal_(model.head.out.weight, std=2.0)
+        members.append(model.eval())
+    rows = pd.concat([predict_split(m, tok, split, split="test", seed=0, max_length=32)[0] for m in members])
+    out = CascadeOutputs.from_outputs(rows, members=[m.spec.name for m in members], split="test", seed=0)
+    order = pd.Index(out.example_ids).get_indexer(split["example_id"].astype(str))
+    encoded = encode(tok, split, 32)
+    t1 = _between(out.probs[:, 0].max(-1), [0.5])[0]
+    t2 = _between(out.probs[:, 1].max(-1), [0.4])[0]
+    for thresholds in ([t1, t2], [0.0, 0.0], [1.0, 1.0], [1.0, t2]):
+        real = run_cascade(members, [encoded] * 3, thresholds, batch_size=batch_size)
+        sim = route(out, thresholds)
+        np.testing.assert_array_equal(real.exit_index, sim.member_index[order], err_msg=str(thresholds))
+        np.testing.assert_array_equal(real.pred, sim.pred[order])
+        np.testing.assert_array_equal(real.layers_executed, sim.layers_executed[order])
+    assert set(run_cascade(members, [encoded] * 3, [t1, t2]).exit_index) == {0, 1, 2}
+    full = run_full(members[-1], encoded)
+    np.testing.assert_array_equal(full.pred, out.probs[:, 2].argmax(-1)[order])
+    assert full.seconds > 0 and (full.layers_executed == 4).all()
