@@ -157,9 +157,21 @@ def test_evaluate_decision_by_hand():
 
 def test_evaluate_decision_checks_exit_flops_length():
     out = random_out(n=10)
-    with pytest.raises(ValueError, match="one value per exit"):
+    with pytest.raises(ValueError, match=r"must have shape \(6,\) or \(10, 6\), got \(3,\)"):
         evaluate_decision(out, static_exit(out, 6), metric="accuracy", full_layers=6,
                           exit_flops=np.ones(3), full_flops=1.0)
+
+
+def test_per_example_flops_weight_each_example_by_its_own_cost():
+    out = random_out(n=4)
+    decision = static_exit(out, 6)
+    flops = np.tile(np.arange(1.0, 7.0), (4, 1)) * np.array([[1.0], [1.0], [3.0], [3.0]])  # long examples cost 3x
+    full = np.array([6.0, 6.0, 18.0, 18.0])
+    result = evaluate_decision(out, decision, metric="accuracy", full_layers=6, exit_flops=flops, full_flops=full)
+    assert result["speedup_flops"] == pytest.approx(1.0)
+    first = evaluate_decision(out, static_exit(out, out.layers[0]), metric="accuracy", full_layers=6,
+                              exit_flops=flops, full_flops=full)
+    assert first["speedup_flops"] == pytest.approx(48 / 8)
 
 
 def test_sweep_is_tidy_and_sorted():

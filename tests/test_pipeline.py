@@ -10,7 +10,7 @@ from workbench.outputs import BASE_COLUMNS
 
 def _reproduce(toy_files, out, *extra):
     return main(["reproduce", "--preset", "smoke", "--train-file", toy_files["train"], "--test-file",
-                 toy_files["test"], "--task", "toy", "--depths", "1,2", "--out", str(out), *extra])
+                 toy_files["test"], "--task", "toy", "--depths", "1,2", "--complete-only", "--out", str(out), *extra])
 
 
 def test_reproduce_writes_outputs_summary_and_config(tmp_path, toy_files, capsys):
@@ -22,9 +22,9 @@ def test_reproduce_writes_outputs_summary_and_config(tmp_path, toy_files, capsys
     assert set(outputs["model"]) == {"complete-1L", "complete-2L"}
     assert set(outputs["split"]) == {"tune", "test"}
     assert len(outputs[outputs["split"] == "test"]) == 2 * 80
-    summary = pd.read_csv(tmp_path / "run" / "complete_models.csv")
+    summary = pd.read_csv(tmp_path / "run" / "tables" / "complete_models.csv")
     assert summary["speedup_layers"].tolist() == [6.0, 3.0]
-    assert (tmp_path / "run" / "complete_models.md").is_file()
+    assert (tmp_path / "run" / "tables" / "complete_models.md").is_file()
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["run"]["train"]["train_limit"] == 400 and config["run"]["depths"] == [1, 2]
     assert config["environment"]["packages"]["torch"].startswith("2.13")
@@ -44,7 +44,7 @@ def test_rerun_reuses_cache_and_changed_config_retrains(tmp_path, toy_files, mon
 
 def test_seeds_give_mean_and_sd(tmp_path, toy_files):
     assert _reproduce(toy_files, tmp_path / "run", "--seeds", "0,1", "--depths", "1") == 0
-    summary = pd.read_csv(tmp_path / "run" / "complete_models.csv")
+    summary = pd.read_csv(tmp_path / "run" / "tables" / "complete_models.csv")
     assert summary["seeds"].tolist() == [2]
     assert summary["metric_sd"].iloc[0] >= 0
 

@@ -141,9 +141,9 @@ def evaluate_routing(out: CascadeOutputs, routing: Routing, *, metric: str, full
                      member_flops: np.ndarray | None = None, full_flops: float | None = None) -> dict:
     """Task metric, cost and speed-ups of a routing.
 
-    speedup_layers = full_layers / mean(layers_executed); speedup_flops = full_flops / mean cost in FLOPs, an
-    example answered by member j costing member_flops[0] + ... + member_flops[j]; NaN unless both member_flops
-    and full_flops are given. share_member_<name> is the fraction answered by each member, escalated the
+    speedup_layers = full_layers / mean(layers_executed); speedup_flops = mean(full_flops) / mean cost in FLOPs, an
+    example answered by member j costing member_flops[0] + ... + member_flops[j] (member_flops [k], or [n, k] per
+    example; full_flops a number or [n]); NaN unless both member_flops and full_flops are given. share_member_<name> is the fraction answered by each member, escalated the
     fraction that went past the first one.
     """
     if len(routing.member_index) != out.n:
@@ -151,7 +151,9 @@ def evaluate_routing(out: CascadeOutputs, routing: Routing, *, metric: str, full
     mean_layers = float(np.mean(routing.layers_executed))
     speedup_flops = float("nan")
     if member_flops is not None and full_flops is not None:
-        speedup_flops = float(full_flops / np.mean(_cumulative(out, member_flops)[routing.member_index]))
+        cost = _cumulative(out, member_flops)
+        cost = cost[routing.member_index] if cost.ndim == 1 else cost[np.arange(out.n), routing.member_index]
+        speedup_flops = float(np.mean(full_flops) / np.mean(cost))
     shares = np.bincount(routing.member_index, minlength=out.num_members) / out.n
     return {"metric_name": metric, "metric": task_metric(metric, out.labels, routing.pred),
             "mean_layers": mean_layers, "speedup_layers": full_layers / mean_layers, "speedup_flops": speedup_flops,
@@ -161,10 +163,10 @@ def evaluate_routing(out: CascadeOutputs, routing: Routing, *, metric: str, full
 
 def _cumulative(out: CascadeOutputs, member_flops) -> np.ndarray:
     member_flops = np.asarray(member_flops, dtype=np.float64)
-    if member_flops.shape != (out.num_members,):
-        raise ValueError(f"member_flops must give one value per member ({list(out.members)}), got shape "
-                         f"{member_flops.shape}")
-    return np.cumsum(member_flops)
+    if member_flops.shape not in ((out.num_members,), (out.n, out.num_members)):
+        raise ValueError(f"member_flops must give one value per member ({list(out.members)}), or one per example "
+                         f"and member, got shape {member_flops.shape}")
+    return np.cumsum(member_flops, axis=-1)
 
 
 def sweep_cascade(out: CascadeOutputs, thresholds_grid, *, metric: str, full_layers: int,

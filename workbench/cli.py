@@ -6,7 +6,8 @@ import sys
 
 from .config import PRESETS, get_preset, override
 from .data import DataError
-from .pipeline import RunConfig, TaskOptions, predict_split, reproduce
+from .pipeline import RunConfig, TaskOptions, predict_split
+from .study import reproduce, write_figures
 from .tasks import list_tasks
 
 
@@ -17,6 +18,16 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,6, got {text!r}")
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 2,3,4, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
     return values
 
 
@@ -64,12 +75,12 @@ def _task_options(a: argparse.Namespace) -> TaskOptions:
                        metric=a.metric)
 
 
-def _run_config(a: argparse.Namespace, *, depths, seeds) -> RunConfig:
+def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
     preset = get_preset(a.preset)
     train = override(preset.train, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, max_length=a.max_length,
                      train_limit=a.train_limit)
     return RunConfig.from_preset(a.preset, task=_task_options(a), backbone=a.model, pooling=a.pooling,
-                                 depths=depths, seeds=seeds, train=train, out=a.out, cache_dir=a.cache_dir)
+                                 depths=depths, seeds=seeds, train=train, out=a.out, cache_dir=a.cache_dir, **study)
 
 
 def cmd_tasks(a: argparse.Namespace) -> None:
@@ -119,9 +130,21 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(a: argparse.Namespace) -> None:
-    """Run the main job: complete models of each depth, outputs table and summary."""
-    config = _run_config(a, depths=a.depths, seeds=a.seeds)
+    """Run the main job: complete models of each depth, DeeBERT, PABEE and probes, difficulty-aware cascades;
+    the outputs table, every table of the study, the executor check and the figures."""
+    from .difficulty import DifficultyConfig
+    difficulty = DifficultyConfig(rule=a.difficulty_rule, runs=a.difficulty_runs, margin=a.da_margin,
+                                  weight=a.da_weight)
+    cascades = tuple(tuple(int(d) for d in c.split(">")) for c in a.cascades.split(",")) if a.cascades else None
+    config = _run_config(a, depths=a.depths, seeds=a.seeds, study=not a.complete_only, targets=a.targets,
+                         cascades=cascades, difficulty=difficulty)
     reproduce(config)
+
+
+def cmd_figures(a: argparse.Namespace) -> None:
+    """Regenerate every figure of a run folder from its stored outputs and tables (no retraining)."""
+    paths = write_figures(a.run, a.out or f"{a.run}/figures")
+    print("\n".join(str(p) for p in paths if p.suffix == ".png"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,9 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_options(p)
     _add_train_options(p)
     p.add_argument("--depths", type=_ints, help="comma-separated depths (default: the preset's, 1,2,6)")
-    p.add_argument("--seeds", type=_ints, default=(0,), help="comma-separated training seeds (default: 0)")
+    p.add_argument("--seeds", type=_ints, help="comma-separated training seeds (default: the preset's)")
     p.add_argument("--out", default="runs/default", help="run folder (default: runs/default)")
+    g = p.add_argument_group("study")
+    g.add_argument("--complete-only", action="store_true", help="train complete models only (no early exit, "
+                                                                "cascades or calibration)")
+    g.add_argument("--targets", type=_floats, help="target speed-ups of the main table (default: 2,3,4)")
+    g.add_argument("--cascades", help="cascades as member depths, e.g. '1>6,2>6,1>2>6' (default: those, "
+                                      "with the backbone's depth last)")
+    g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",
+                   help="easy = correct in all k seeded runs (default) or correct when held out (k folds)")
+    g.add_argument("--difficulty-runs", type=int, default=3, help="k, seeded runs or folds (default: 3)")
+    g.add_argument("--da-margin", type=float, default=0.5, help="eps of the difficulty-aware hinge (default: 0.5)")
+    g.add_argument("--da-weight", type=float, default=0.5, help="lambda, weight of the regularizer (default: 0.5)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("figures", help="regenerate the figures of a run folder", description=cmd_figures.__doc__)
+    p.add_argument("--run", required=True, help="run folder written by `reproduce`")
+    p.add_argument("--out", help="figure folder (default: <run>/figures)")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

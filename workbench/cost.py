@@ -30,11 +30,15 @@ class EncoderShape:
     num_layers: int      # layers of the full encoder
 
     @classmethod
-    def of(cls, model: torch.nn.Module) -> "EncoderShape":
-        """Read the sizes from a model with `.encoder.config` (complete or multi-exit) or a bare encoder."""
-        config = getattr(getattr(model, "encoder", model), "config")
+    def of_config(cls, config) -> "EncoderShape":
+        """From a Hugging Face config (BERT-style field names, mapped for DistilBERT and others)."""
         return cls(hidden=int(config.hidden_size), intermediate=int(config.intermediate_size),
                    num_layers=int(config.num_hidden_layers))
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> "EncoderShape":
+        """Read the sizes from a model with `.encoder.config` (complete or multi-exit) or a bare encoder."""
+        return cls.of_config(getattr(getattr(model, "encoder", model), "config"))
 
 
 def layer_flops(shape: EncoderShape, tokens) -> np.ndarray:

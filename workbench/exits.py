@@ -210,8 +210,9 @@ def evaluate_decision(out: ExitOutputs, decision: ExitDecision, *, metric: str, 
     """Task metric, cost and speed-ups of an exit decision.
 
     speedup_layers = full_layers / mean(layers_executed) (the paper's metric);
-    speedup_flops = full_flops / mean(exit_flops[exit_index]), where exit_flops [m] are the cumulative FLOPs per
-    example to reach and evaluate each exit; NaN unless both exit_flops and full_flops are given.
+    speedup_flops = mean(full_flops) / mean(exit_flops[exit_index]), where exit_flops are the cumulative FLOPs to
+    reach and evaluate each exit, [m] (one value per exit) or [n, m] (per example); full_flops is a number or [n];
+    NaN unless both exit_flops and full_flops are given.
     share_exit_<layer> is the fraction of examples answered at each exit (they sum to 1).
     """
     if len(decision.exit_index) != out.n:
@@ -220,9 +221,14 @@ def evaluate_decision(out: ExitOutputs, decision: ExitDecision, *, metric: str, 
     speedup_flops = float("nan")
     if exit_flops is not None and full_flops is not None:
         exit_flops = np.asarray(exit_flops, dtype=np.float64)
-        if exit_flops.shape != (out.num_exits,):
-            raise ValueError(f"exit_flops must give one value per exit ({out.num_exits}), got shape {exit_flops.shape}")
-        speedup_flops = float(full_flops / np.mean(exit_flops[decision.exit_index]))
+        if exit_flops.shape == (out.num_exits,):
+            cost = exit_flops[decision.exit_index]
+        elif exit_flops.shape == (out.n, out.num_exits):  # per example, e.g. from its token count
+            cost = exit_flops[np.arange(out.n), decision.exit_index]
+        else:
+            raise ValueError(f"exit_flops must have shape ({out.num_exits},) or ({out.n}, {out.num_exits}), "
+                             f"got {exit_flops.shape}")
+        speedup_flops = float(np.mean(full_flops) / np.mean(cost))
     shares = np.bincount(decision.exit_index, minlength=out.num_exits) / out.n
     return {"metric_name": metric, "metric": task_metric(metric, out.labels, decision.pred),
             "mean_layers": mean_layers, "speedup_layers": full_layers / mean_layers, "speedup_flops": speedup_flops,

@@ -58,6 +58,11 @@ class ModelSpec:
         """Short label used in the `model` column of outputs tables, e.g. `complete-2L`."""
         return f"complete-{self.depth}L"
 
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path) -> "ModelSpec":
+        """The spec stored in a checkpoint folder's spec.json."""
+        return cls(**json.loads((Path(folder) / "spec.json").read_text()))
+
 
 @dataclass
 class ClassifierOutput:
@@ -87,12 +92,16 @@ def default_pooling(backbone: str) -> str:
     return "cls"
 
 
+def backbone_config(backbone: str) -> transformers.PretrainedConfig:
+    """The Hugging Face config of the full backbone (sizes for FLOPs, number of layers)."""
+    if backbone == TINY_BACKBONE:
+        return tiny_bert_config()
+    return transformers.AutoConfig.from_pretrained(backbone_path(backbone))
+
+
 def backbone_layers(backbone: str) -> int:
     """Number of transformer layers of the full backbone (L in the speed-up formula)."""
-    if backbone == TINY_BACKBONE:
-        return tiny_bert_config().num_hidden_layers
-    config = transformers.AutoConfig.from_pretrained(backbone_path(backbone))
-    return int(config.num_hidden_layers)
+    return int(backbone_config(backbone).num_hidden_layers)
 
 
 def tiny_bert_config(num_layers: int = 6) -> BertConfig:

@@ -1,30 +1,32 @@
-"""The main job: train complete models of several depths, store every prediction, summarise.
+"""Train-once stages of the main job: every model of the study, each cached with its outputs.
 
-`reproduce` writes into its output folder:
+Each stage returns the model's rows of the outputs table (tune and test splits) and keeps its
+checkpoint and outputs in a cache folder named by a hash of the model spec, training config, seed
+and data fingerprint (plus any stage settings), so a rerun reuses them and a changed option or
+data file retrains. `workbench.study.reproduce` runs the stages and builds the tables.
 
-- `outputs.parquet`        every tune/test example x model x exit (schema in `workbench.outputs`);
-- `complete_models.csv/.md` task metric and layer speed-up per depth (mean and sd over seeds);
-- `config.json`            the full run configuration, task source and notes, package versions, git commit;
-- `cache/`                 trained checkpoints and their predictions, keyed by config and data hash,
-                           so a rerun reuses them and a changed option or data file retrains.
+Stages: complete models of any depth; DeeBERT (stage 2 on the complete L-layer model), PABEE and
+probes; difficulty labels of a small member and its difficulty-aware retraining.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .batching import encode
 from .config import TrainConfig, get_preset
+from .difficulty import DifficultyAwareObjective, DifficultyConfig, easy_from_runs, kfold_assignment
 from .metrics import task_metric
 from .earlyexit import (HeadTrainConfig, MultiExitModel, MultiExitSpec, backbone_pooler, deebert_from_complete,
                         pabee_loss, pooled_features, probe_model, train_heads)
 from .models import (CompleteModel, ModelSpec, backbone_layers, load_checkpoint_tokenizer, load_encoder,
                      load_tokenizer)
 from .outputs import outputs_frame, validate_outputs
-from .store import environment, read_json, write_json, write_parquet, write_table
+from .store import content_hash, write_parquet
 from .tasks import TaskData, load_files, load_task
 from .training import fit, limit_rows, model_folder, predict_logits, train_complete_model
 
@@ -71,16 +73,35 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     out: str = "runs/default"
     cache_dir: str | None = None     # default: <out>/cache
+    study: bool = True               # also early exit, cascades, calibration (False: complete models only)
+    targets: tuple[float, ...] = (2.0, 3.0, 4.0)     # target speed-ups (in layers) of the main table
+    cascades: tuple[tuple[int, ...], ...] | None = None  # member depths; None = (1, L), (2, L), (1, 2, L)
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    heads: HeadTrainConfig = field(default_factory=HeadTrainConfig)
+    sufficiency_target: float = 3.0  # DeeBERT operating point whose exits the sufficiency analysis inspects
 
     @classmethod
     def from_preset(cls, preset: str, **changes) -> "RunConfig":
         p = get_preset(preset)
-        base = cls(preset=p.name, backbone=p.backbone, depths=p.depths, train=p.train)
+        base = cls(preset=p.name, backbone=p.backbone, depths=p.depths, seeds=p.seeds, train=p.train)
         return cls(**{**base.__dict__, **{k: v for k, v in changes.items() if v is not None}})
 
     @property
     def cache(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
+
+    def cascade_depths(self, full_layers: int) -> tuple[tuple[int, ...], ...]:
+        """Member depths of every cascade, checked: increasing, ending at most at the full depth."""
+        cascades = self.cascades or ((1, full_layers), (2, full_layers), (1, 2, full_layers))
+        for members in cascades:
+            if len(members) < 2 or list(members) != sorted(set(members)) or members[-1] > full_layers:
+                raise ValueError(f"cascade {members} must list at least two increasing depths <= {full_layers}")
+        return tuple(tuple(m) for m in cascades)
+
+    def trained_depths(self, full_layers: int) -> tuple[int, ...]:
+        """Complete models to train: the requested depths plus every cascade member."""
+        extra = {d for members in self.cascade_depths(full_layers) for d in members} if self.study else set()
+        return tuple(sorted(set(self.depths) | extra | ({full_layers} if self.study else set())))
 
 
 def predict_split(model, tokenizer, frame: pd.DataFrame, *, split: str, seed: int, max_length: int,
@@ -98,22 +119,25 @@ def predict_split(model, tokenizer, frame: pd.DataFrame, *, split: str, seed: in
     return rows, encoded.truncated
 
 
-def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, seed: int) -> pd.DataFrame:
-    """The tune and test outputs stored in `folder`, computed first with `model_fn()` -> (model, tokenizer)
-    when absent."""
-    cached = folder / "outputs.parquet"
+def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, seed: int, *,
+                   splits: tuple[str, ...] = EVAL_SPLITS, name: str | None = None,
+                   filename: str = "outputs.parquet") -> pd.DataFrame:
+    """The outputs on `splits` stored in `folder`, computed first with `model_fn()` -> (model, tokenizer)
+    when absent; `name` overrides the model column (e.g. 'complete-1L-da')."""
+    cached = folder / filename
     if not cached.is_file():
         model, tokenizer = model_fn()
         parts = []
-        for split in EVAL_SPLITS:
-            frame = limit_rows(task.splits[split], config.train.eval_limit)
+        for split in splits:
+            limit = config.train.train_limit if split == "train" else config.train.eval_limit
+            frame = limit_rows(task.splits[split], limit)
             rows, truncated = predict_split(model, tokenizer, frame, split=split, seed=seed,
                                             max_length=config.train.max_length,
                                             batch_size=config.train.eval_batch_size)
-            if truncated:
+            if truncated and split != "train":
                 tqdm.write(f"{task.spec.name}/{split}: truncated {truncated} of {len(frame)} texts "
                            f"to {config.train.max_length} tokens")
-            parts.append(rows)
+            parts.append(rows.assign(model=name) if name else rows)
         write_parquet(cached, pd.concat(parts, ignore_index=True))
     return pd.read_parquet(cached)
 
@@ -131,111 +155,127 @@ def complete_model(task: TaskData, config: RunConfig, depth: int, seed: int, *,
     return folder, cached_outputs(folder, load, task, config, seed)
 
 
-def complete_model_outputs(task: TaskData, config: RunConfig, *, progress: bool = True) -> pd.DataFrame:
+def complete_model_outputs(task: TaskData, config: RunConfig, *, depths: tuple[int, ...] | None = None,
+                           progress: bool = True) -> pd.DataFrame:
     """Train (or reuse) every depth x seed and return their outputs on the tune and test splits."""
     frames = [complete_model(task, config, depth, seed, progress=progress)[1]
-              for seed in config.seeds for depth in config.depths]
+              for seed in config.seeds for depth in (depths or config.depths)]
     return validate_outputs(pd.concat(frames, ignore_index=True))
 
 
-def early_exit_outputs(task: TaskData, config: RunConfig, *, heads: HeadTrainConfig = HeadTrainConfig(),
-                       progress: bool = True) -> pd.DataFrame:
-    """DeeBERT, PABEE and probes on the full backbone, every seed: their outputs at every exit."""
-    layers = backbone_layers(config.backbone)
-    tokenizer = load_tokenizer(config.backbone)
+def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, progress: bool = True) -> np.ndarray:
+    """Easy (True) / hard per training example (in the order `fit` trains on) from k runs of the
+    complete `depth`-layer model: correct in all k seeded runs, or correct when held out (k folds)."""
+    rule = config.difficulty
     train = limit_rows(task.splits["train"], config.train.train_limit)
-    tune = limit_rows(task.splits["tune"], config.train.eval_limit)
-    features_of = {}
+    correct = np.zeros((rule.runs, len(train)), dtype=bool)
+    if rule.rule == "seeds":
+        for run in range(rule.runs):
+            folder, _ = complete_model(task, config, depth, run, progress=progress)
+            spec = ModelSpec.from_checkpoint(folder / "best")
+            rows = cached_outputs(folder, lambda: (CompleteModel.from_pretrained(folder / "best"),
+                                                   load_checkpoint_tokenizer(folder / "best", spec)),
+                                  task, config, run, splits=("train",), filename="train_outputs.parquet")
+            correct[run] = rows.set_index("example_id").loc[train["example_id"], "correct"].to_numpy()
+        return easy_from_runs(correct)
+    fold = kfold_assignment(len(train), rule.runs, seed=0)
+    held_out = np.zeros(len(train), dtype=bool)
+    for f in range(rule.runs):
+        fold_task = replace(task, splits={**task.splits, "train": train[fold != f].reset_index(drop=True),
+                                          "held_out": train[fold == f].reset_index(drop=True)})
+        folder, _ = complete_model(fold_task, config, depth, 0, progress=progress)
+        spec = ModelSpec.from_checkpoint(folder / "best")
+        rows = cached_outputs(folder, lambda: (CompleteModel.from_pretrained(folder / "best"),
+                                               load_checkpoint_tokenizer(folder / "best", spec)),
+                              fold_task, replace(config, train=replace(config.train, eval_limit=None)), 0,
+                              splits=("held_out",), filename="held_out_outputs.parquet")
+        held_out[fold == f] = rows.set_index("example_id").loc[train["example_id"][fold == f], "correct"].to_numpy()
+    return held_out
 
-    def features(encoder, key):  # pooled states of a frozen encoder on train and tune, computed once
-        if key not in features_of:
-            pooling = ModelSpec(backbone=config.backbone, pooling=config.pooling).resolved().pooling
-            features_of[key] = tuple(pooled_features(encoder, pooling, encode(tokenizer, split, config.train.max_length))
-                                     for split in (train, tune))
-        return features_of[key]
 
+def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np.ndarray, *,
+              progress: bool = True) -> pd.DataFrame:
+    """A complete `depth`-layer model trained with the difficulty-aware regularizer; outputs named
+    'complete-<depth>L-da'."""
+    spec = ModelSpec(backbone=config.backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
+                     dropout=config.train.dropout).resolved()
+    folder = model_folder(config.cache, replace(spec), config.train, seed, task, asdict(config.difficulty),
+                          content_hash(easy.tolist()), "da")
+    objective = DifficultyAwareObjective(easy, config.difficulty, seed=seed)
+
+    def load():
+        fit(lambda: CompleteModel.build(spec, seed=seed), objective, task, config.train, seed=seed, folder=folder,
+            desc=f"train {spec.name}+DA seed {seed} on {task.spec.name}", progress=progress)
+        return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
+    return cached_outputs(folder, load, task, config, seed, name=f"{spec.name}-da")
+
+
+def _frozen_features(encoder, task: TaskData, config: RunConfig) -> tuple:
+    """Pooled states of a frozen encoder on the (limited) train and tune splits, [n, L, H] each."""
+    tokenizer = load_tokenizer(config.backbone)
+    pooling = ModelSpec(backbone=config.backbone, pooling=config.pooling).resolved().pooling
+    splits = (limit_rows(task.splits["train"], config.train.train_limit),
+              limit_rows(task.splits["tune"], config.train.eval_limit))
+    return tuple(pooled_features(encoder, pooling, encode(tokenizer, split, config.train.max_length))
+                 for split in splits) + tuple(split["label"].to_numpy() for split in splits)
+
+
+def _exit_spec(task: TaskData, config: RunConfig, kind: str) -> MultiExitSpec:
+    return MultiExitSpec(kind=kind, backbone=config.backbone, num_layers=backbone_layers(config.backbone),
+                         num_labels=task.num_labels, pooling=config.pooling, dropout=config.train.dropout).resolved()
+
+
+def deebert_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """DeeBERT: stage 1 = the complete L-layer model of this seed; stage 2 = off-ramps on its frozen states."""
+    spec = _exit_spec(task, config, "deebert")
+    stage1, _ = complete_model(task, config, spec.num_layers, seed, progress=progress)
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), stage1.name)
+
+    def build():
+        complete = CompleteModel.from_pretrained(stage1 / "best")
+        x, tx, y, ty = _frozen_features(complete.encoder, task, config)
+        heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers - 1)), num_labels=task.num_labels,
+                               metric=task.spec.metric, config=config.heads, seed=seed,
+                               init_dense=complete.head.dense, progress=progress)
+        model, tokenizer = deebert_from_complete(complete, heads), load_tokenizer(config.backbone)
+        model.save_pretrained(folder / "best", tokenizer=tokenizer)
+        return model, tokenizer
+    return folder, cached_outputs(folder, build, task, config, seed)
+
+
+def probe_outputs(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> pd.DataFrame:
+    """Probes: a head per layer trained on the frozen pre-trained (not fine-tuned) backbone."""
+    spec = _exit_spec(task, config, "probe")
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads))
+
+    def build():
+        x, tx, y, ty = _frozen_features(load_encoder(config.backbone, spec.num_layers), task, config)
+        heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers)), num_labels=task.num_labels,
+                               metric=task.spec.metric, config=config.heads, seed=seed,
+                               init_dense=backbone_pooler(spec), progress=progress)
+        model, tokenizer = probe_model(spec, heads), load_tokenizer(config.backbone)
+        model.save_pretrained(folder / "best", tokenizer=tokenizer)
+        return model, tokenizer
+    return cached_outputs(folder, build, task, config, seed)
+
+
+def pabee_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """PABEE: per-layer classifiers on a shared pooler, trained jointly with the backbone."""
+    spec = _exit_spec(task, config, "pabee")
+    folder = model_folder(config.cache, spec, config.train, seed, task)
+
+    def build():
+        fit(lambda: MultiExitModel.build_pabee(spec, seed=seed), pabee_loss, task, config.train, seed=seed,
+            folder=folder, desc=f"train pabee seed {seed} on {task.spec.name}", progress=progress)
+        return MultiExitModel.from_pretrained(folder / "best"), load_tokenizer(config.backbone)
+    return folder, cached_outputs(folder, build, task, config, seed)
+
+
+def early_exit_outputs(task: TaskData, config: RunConfig, *, progress: bool = True) -> pd.DataFrame:
+    """DeeBERT, PABEE and probes on the full backbone, every seed: their outputs at every exit."""
     frames = []
     for seed in config.seeds:
-        spec = MultiExitSpec(kind="deebert", backbone=config.backbone, num_layers=layers, num_labels=task.num_labels,
-                             pooling=config.pooling, dropout=config.train.dropout).resolved()
-        stage1, _ = complete_model(task, config, layers, seed, progress=progress)
-
-        def deebert():
-            complete = CompleteModel.from_pretrained(stage1 / "best")
-            x, tx = features(complete.encoder, ("deebert", seed))
-            trained, _ = train_heads(x, train["label"].to_numpy(), tx, tune["label"].to_numpy(),
-                                     layers=list(range(layers - 1)), num_labels=task.num_labels,
-                                     metric=task.spec.metric, config=heads, seed=seed,
-                                     init_dense=complete.head.dense, progress=progress)
-            return deebert_from_complete(complete, trained), tokenizer
-        folder = model_folder(config.cache, spec, config.train, seed, task, asdict(heads), stage1.name)
-        frames.append(cached_outputs(folder, deebert, task, config, seed))
-
-        probe_spec = replace(spec, kind="probe")
-
-        def probes():
-            x, tx = features(load_encoder(config.backbone, layers), "probe")  # the pre-trained encoder
-            trained, _ = train_heads(x, train["label"].to_numpy(), tx, tune["label"].to_numpy(),
-                                     layers=list(range(layers)), num_labels=task.num_labels,
-                                     metric=task.spec.metric, config=heads, seed=seed,
-                                     init_dense=backbone_pooler(probe_spec), progress=progress)
-            return probe_model(probe_spec, trained), tokenizer
-        folder = model_folder(config.cache, probe_spec, config.train, seed, task, asdict(heads))
-        frames.append(cached_outputs(folder, probes, task, config, seed))
-
-        pabee_spec = replace(spec, kind="pabee")
-        folder = model_folder(config.cache, pabee_spec, config.train, seed, task)
-
-        def pabee():
-            fit(lambda: MultiExitModel.build_pabee(pabee_spec, seed=seed), pabee_loss, task, config.train,
-                seed=seed, folder=folder, desc=f"train pabee seed {seed} on {task.spec.name}", progress=progress)
-            return MultiExitModel.from_pretrained(folder / "best"), tokenizer
-        frames.append(cached_outputs(folder, pabee, task, config, seed))
+        frames += [deebert_model(task, config, seed, progress=progress)[1],
+                   probe_outputs(task, config, seed, progress=progress),
+                   pabee_model(task, config, seed, progress=progress)[1]]
     return validate_outputs(pd.concat(frames, ignore_index=True))
-
-
-def summarize_depths(outputs: pd.DataFrame, *, metric: str, full_layers: int, split: str = "test") -> pd.DataFrame:
-    """Task metric per complete model (mean and sd over seeds) with its layer speed-up L / k."""
-    rows = []
-    for (model, layer), group in outputs[outputs["split"] == split].groupby(["model", "layer"], sort=False):
-        per_seed = group.groupby("seed").apply(lambda g: task_metric(metric, g["label"], g["pred"]),
-                                               include_groups=False)
-        rows.append({"model": model, "layers": int(layer), "metric_name": metric,
-                     "metric": float(per_seed.mean()), "metric_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1
-                     else 0.0, "seeds": len(per_seed), "examples": int(group["example_id"].nunique()),
-                     "speedup_layers": full_layers / layer})
-    return pd.DataFrame(rows).sort_values("layers").reset_index(drop=True)
-
-
-def reproduce(config: RunConfig, *, progress: bool = True) -> dict[str, Path]:
-    """Run the main job described in the module docstring; returns the paths it wrote."""
-    task = config.task.load()
-    for note in task.notes:
-        tqdm.write(f"{task.spec.name}: {note}")
-    out = Path(config.out)
-    outputs = complete_model_outputs(task, config, progress=progress)
-    full_layers = backbone_layers(config.backbone)
-    summary = summarize_depths(outputs, metric=task.spec.metric, full_layers=full_layers)
-    paths = {"outputs": write_parquet(out / "outputs.parquet", outputs)}
-    write_table(out / "complete_models", summary)
-    paths["summary"] = out / "complete_models.csv"
-    paths["config"] = write_json(out / "config.json", {
-        "run": asdict(config), "task": {"name": task.spec.name, "source": task.source, "notes": list(task.notes),
-                                        "fingerprint": task.fingerprint(), "split_seed": task.split_seed,
-                                        "tune_from": task.tune_from,
-                                        "sizes": {k: len(v) for k, v in task.splits.items()}},
-        "full_layers": full_layers, "environment": environment()})
-    print(f"\n{task.spec.name} ({task.spec.metric} on the test split, {config.backbone}, "
-          f"seeds {list(config.seeds)}):")
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"\nwrote {out / 'outputs.parquet'}, {out / 'complete_models.csv'}, {out / 'config.json'}")
-    return paths
-
-
-def load_run(folder: str | Path) -> tuple[pd.DataFrame, dict]:
-    """The outputs table and config.json of a finished run folder."""
-    folder = Path(folder)
-    if not (folder / "outputs.parquet").is_file():
-        raise FileNotFoundError(f"{folder} holds no outputs.parquet; run `python -m workbench reproduce --out "
-                                f"{folder}` first")
-    return pd.read_parquet(folder / "outputs.parquet"), read_json(folder / "config.json")

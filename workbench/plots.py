@@ -7,6 +7,7 @@ with units, legends.
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,10 @@ def use_style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
 
 
-def _axes(ax):
+def _axes(ax, figsize=(6, 4)):
     if ax is None:
         use_style()
-        _, ax = plt.subplots(figsize=(6, 4))
+        _, ax = plt.subplots(figsize=figsize)
     return ax
 
 
@@ -40,20 +41,25 @@ def speed_accuracy(curves: pd.DataFrame, *, ax=None, x: str = "speedup_layers", 
                    references: pd.DataFrame | None = None):
     """Speed-accuracy curves: one line per `method` of `curves` (columns method, `x`, metric); dashed
     reference lines (random, oracle) from `references` with the same columns."""
-    ax = _axes(ax)
-    colors = dict(zip(sorted(curves["method"].unique()), sns.color_palette(PALETTE)))
+    ax = _axes(ax, figsize=(9, 4.5))
+    colors = dict(zip(sorted(curves["method"].unique()), sns.color_palette(PALETTE, 10)))
     for method, group in curves.groupby("method", sort=True):
         group = group.sort_values(x)
         ax.plot(group[x], group["metric"], marker="o", ms=3, label=method, color=colors[method])
     if references is not None:
-        for (method, group), style in zip(references.groupby("method", sort=True), ("--", ":", "-.")):
+        styles = itertools.cycle(("--", ":", "-.", (0, (5, 1, 1, 1))))
+        for method, group in references.groupby("method", sort=True):
             group = group.sort_values(x)
-            ax.plot(group[x], group["metric"], linestyle=style, color="0.35", label=f"{method} (reference)")
+            if len(group) == 1:  # a single operating point, e.g. the oracle exit
+                ax.plot(group[x], group["metric"], marker="*", ms=12, linestyle="none", color="0.2",
+                        label=f"{method} (reference)")
+            else:
+                ax.plot(group[x], group["metric"], linestyle=next(styles), color="0.35", label=f"{method} (reference)")
     label = {"speedup_layers": "speed-up (full layers / mean layers executed)",
              "speedup_flops": "speed-up (full FLOPs / mean FLOPs executed)"}.get(x, x)
     ax.set_xlabel(label)
     ax.set_ylabel(f"{metric_name} (%)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return ax
 
 

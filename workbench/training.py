@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -205,7 +205,7 @@ def _evaluate(model, tokenizer, enc_tune, tune, task, config, epoch, state, fold
 
 def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
     tmp = fresh_tmp_dir(path)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    save_model(model, str(tmp / "model.safetensors"))  # handles weights shared between modules
     opt = optimizer.state_dict()
     moments = {f"{i}.{k}": torch.as_tensor(v).contiguous() for i, s in opt["state"].items() for k, v in s.items()}
     save_file(moments, str(tmp / "optimizer.safetensors"))
@@ -215,7 +215,7 @@ def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
 
 
 def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    load_model(model, str(path / "model.safetensors"))
     state = read_json(path / "progress.json")
     moments: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in load_file(str(path / "optimizer.safetensors")).items():

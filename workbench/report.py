@@ -1,0 +1,321 @@
+"""The study's tables, computed from the outputs table alone (no model runs).
+
+Every function here is pure: the tidy outputs table (see `workbench.outputs`) and a `Study`
+context in, a tidy DataFrame out. `reproduce` stores the outputs once and calls these; notebooks
+and `python -m workbench figures` call them again on a stored run.
+
+Operating points follow the paper: each method's parameter (entropy threshold, patience, cascade
+thresholds) is chosen on the tune split for a target speed-up and then applied to the test split,
+where the realised speed-ups are reported next to the target.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .analysis import (dis_table, escalation_budget, gap_closed, oracle_cascade, oracle_ceiling, paired_bootstrap,
+                       paired_bootstrap_metric, random_escalation)
+from .calibration import apply_temperature, ece, fit_temperature
+from .cascade import CascadeOutputs, evaluate_routing, route, thresholds_for_speedup
+from .cost import EncoderShape, complete_flops, exit_flops
+from .exits import ExitOutputs, apply_policy, choose_for_speedup, evaluate_decision, oracle_exit, \
+    random_exit_reference, sweep
+from .metrics import task_metric
+
+EXIT_POLICIES = {"deebert": ("entropy", "maxprob"), "pabee": ("patience", "maxprob")}
+TARGET_POLICY = {"deebert": "entropy", "pabee": "patience"}  # each baseline's own exit signal
+
+
+@dataclass(frozen=True)
+class Study:
+    """What the tables need besides the outputs: the task's metric and the backbone's size."""
+    task: str
+    metric: str            # 'accuracy' | 'f1' | 'mcc'
+    full_layers: int       # L of the full backbone
+    shape: EncoderShape    # sizes for FLOPs
+    num_labels: int
+
+
+@dataclass(frozen=True)
+class Answers:
+    """One method at one operating point on one split and seed: what it answered for each example."""
+    method: str
+    target: float
+    seed: int
+    params: str            # the chosen thresholds / patience, as text
+    example_ids: np.ndarray
+    labels: np.ndarray
+    pred: np.ndarray
+    confidence: np.ndarray
+    layers_executed: np.ndarray
+    flops: np.ndarray      # FLOPs spent per example
+    full_flops: np.ndarray  # FLOPs of the full model per example
+    values: tuple[float, ...] = ()  # the chosen parameters exactly (params is rounded for display)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.pred == self.labels
+
+
+def _tokens(outputs: pd.DataFrame, model: str, split: str, seed: int, ids: np.ndarray) -> np.ndarray:
+    rows = outputs[(outputs["model"] == model) & (outputs["split"] == split) & (outputs["seed"] == seed)]
+    return rows.drop_duplicates("example_id").set_index("example_id").loc[ids, "tokens"].to_numpy()
+
+
+def _exit_costs(study: Study, tokens: np.ndarray, num_exits: int) -> tuple[np.ndarray, np.ndarray]:
+    return (exit_flops(study.shape, tokens, study.num_labels, num_exits),
+            complete_flops(study.shape, study.full_layers, tokens, study.num_labels))
+
+
+def seeds_of(outputs: pd.DataFrame, model: str) -> list[int]:
+    return sorted(outputs.loc[outputs["model"] == model, "seed"].unique().tolist())
+
+
+# ----------------------------------------------------------------------------- early exit
+
+
+def policy_grid(policy: str, study: Study) -> np.ndarray:
+    """A fixed parameter grid per policy, the same for every seed so that curves can be averaged."""
+    if policy == "entropy":
+        return np.round(np.linspace(0.0, np.log(study.num_labels), 41), 6)
+    if policy == "maxprob":
+        return np.unique(np.concatenate([np.linspace(1 / study.num_labels, 1.0, 41), [0.99, 0.995, 0.999]]))
+    if policy == "patience":
+        return np.arange(study.full_layers)
+    raise ValueError(f"unknown policy {policy!r}")
+
+
+def early_exit_sweeps(outputs: pd.DataFrame, study: Study, *, split: str = "test") -> pd.DataFrame:
+    """Metric and speed-ups of every exit policy of DeeBERT and PABEE over its grid, per seed."""
+    frames = []
+    for model, policies in EXIT_POLICIES.items():
+        for seed in seeds_of(outputs, model):
+            out = ExitOutputs.from_outputs(outputs, model=model, split=split, seed=seed)
+            flops, full = _exit_costs(study, _tokens(outputs, model, split, seed, out.example_ids), out.num_exits)
+            for policy in policies:
+                table = sweep(out, policy, policy_grid(policy, study), metric=study.metric,
+                              full_layers=study.full_layers, exit_flops=flops, full_flops=full)
+                frames.append(table.assign(method=model, seed=seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def exit_references(outputs: pd.DataFrame, study: Study, *, model: str = "deebert", split: str = "test") -> pd.DataFrame:
+    """Oracle exit (each example at its first correct exit) and the random-exit line, per seed."""
+    rows = []
+    for seed in seeds_of(outputs, model):
+        out = ExitOutputs.from_outputs(outputs, model=model, split=split, seed=seed)
+        oracle = evaluate_decision(out, oracle_exit(out), metric=study.metric, full_layers=study.full_layers)
+        rows.append({"method": "oracle exit", "seed": seed, "speedup_layers": oracle["speedup_layers"],
+                     "metric": oracle["metric"]})
+        for mean_layers in np.linspace(out.layers[0], out.layers[-1], 21):
+            rows.append({"method": "random exit", "seed": seed, "speedup_layers": study.full_layers / mean_layers,
+                         "metric": random_exit_reference(out, mean_layers, metric=study.metric)})
+    return pd.DataFrame(rows)
+
+
+def early_exit_answers(outputs: pd.DataFrame, study: Study, model: str, target: float, seed: int, *,
+                       policy: str | None = None, tune: str = "tune", test: str = "test") -> Answers | None:
+    """The baseline's parameter chosen on `tune` for `target`, applied on `test`; None if unreachable."""
+    policy = policy or TARGET_POLICY[model]
+    tuned = ExitOutputs.from_outputs(outputs, model=model, split=tune, seed=seed)
+    param = choose_for_speedup(tuned, policy, target, full_layers=study.full_layers,
+                               grid=policy_grid(policy, study) if policy == "patience" else None)
+    if param is None:
+        return None
+    out = ExitOutputs.from_outputs(outputs, model=model, split=test, seed=seed)
+    decision = apply_policy(out, policy, param)
+    flops, full = _exit_costs(study, _tokens(outputs, model, test, seed, out.example_ids), out.num_exits)
+    return Answers(model, target, seed, f"{policy}={param:.4g}", out.example_ids, out.labels, decision.pred,
+                   decision.confidence, decision.layers_executed, flops[np.arange(out.n), decision.exit_index], full,
+                   (float(param),))
+
+
+def sufficiency_table(outputs: pd.DataFrame, study: Study, *, target: float = 3.0, min_count: int = 20,
+                      split: str = "test") -> pd.DataFrame:
+    """Are shallow representations enough? For the examples DeeBERT exits at layer k (its entropy threshold
+    chosen on tune for `target`), accuracy of its layer-k off-ramp vs the complete k-layer model (and the
+    probe of the pre-trained layer k) on exactly those examples, pooled over seeds; paired bootstrap 95%
+    interval of complete - off-ramp. Layers with fewer than `min_count` examples, or without a trained
+    complete model, are left out."""
+    rows = []
+    depths = sorted(int(m.split("-")[1][:-1]) for m in outputs["model"].unique()
+                    if m.startswith("complete-") and m.endswith("L"))
+    per_layer: dict[int, list] = {}
+    for seed in seeds_of(outputs, "deebert"):
+        answers = early_exit_answers(outputs, study, "deebert", target, seed)
+        if answers is None:
+            continue
+        test = outputs[(outputs["split"] == split) & (outputs["seed"] == seed)].set_index("example_id")
+        for k in depths:
+            if k >= study.full_layers:
+                continue
+            chosen = answers.layers_executed == k
+            ids = answers.example_ids[chosen]
+            complete = test[test["model"] == f"complete-{k}L"]
+            if not len(ids) or complete.empty:
+                continue
+            probe = test[(test["model"] == "probe") & (test["layer"] == k)]
+            per_layer.setdefault(k, []).append((answers.correct[chosen], complete.loc[ids, "correct"].to_numpy(),
+                                                probe.loc[ids, "correct"].to_numpy() if len(probe) else None,
+                                                answers.params))
+    for k, parts in sorted(per_layer.items()):
+        internal = np.concatenate([p[0] for p in parts])
+        complete = np.concatenate([p[1] for p in parts])
+        if len(internal) < min_count:
+            continue
+        boot = paired_bootstrap(complete, internal)
+        probes = [p[2] for p in parts if p[2] is not None]
+        rows.append({"layer": k, "n": len(internal), "seeds": len(parts), "acc_internal": 100 * internal.mean(),
+                     "acc_complete": 100 * complete.mean(),
+                     "acc_probe": 100 * np.concatenate(probes).mean() if probes else np.nan,
+                     "diff": boot.diff, "ci_low": boot.low, "ci_high": boot.high, "verdict": boot.verdict,
+                     "target_speedup": target, "params": ";".join(p[3] for p in parts)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- cascades
+
+
+def cascade_answers(outputs: pd.DataFrame, study: Study, members: tuple[str, ...], target: float, seed: int, *,
+                    name: str, tune: str = "tune", test: str = "test") -> Answers | None:
+    """Thresholds chosen on `tune` for `target` (speed-up in layers), routed on `test`; None if unreachable."""
+    tuned = CascadeOutputs.from_outputs(outputs, members=members, split=tune, seed=seed)
+    thresholds = thresholds_for_speedup(tuned, target, full_layers=study.full_layers, metric=study.metric)
+    if thresholds is None:
+        return None
+    out = CascadeOutputs.from_outputs(outputs, members=members, split=test, seed=seed)
+    routing = route(out, thresholds)
+    tokens = _tokens(outputs, members[0], test, seed, out.example_ids)
+    member_flops = np.stack([complete_flops(study.shape, int(d), tokens, study.num_labels) for d in out.depths], 1)
+    cost = np.cumsum(member_flops, axis=1)[np.arange(out.n), routing.member_index]
+    full = complete_flops(study.shape, study.full_layers, tokens, study.num_labels)
+    return Answers(name, target, seed, "tau=" + ",".join(f"{t:.4f}" for t in thresholds), out.example_ids,
+                   out.labels, routing.pred, routing.confidence, routing.layers_executed, cost, full,
+                   tuple(float(t) for t in thresholds))
+
+
+def static_answers(outputs: pd.DataFrame, study: Study, target: float, seed: int, *, split: str = "test") -> Answers | None:
+    """The deepest trained complete model whose speed-up L/k reaches `target` (BERT-kL in the paper)."""
+    depths = sorted(int(m.split("-")[1][:-1]) for m in outputs["model"].unique()
+                    if m.startswith("complete-") and m.endswith("L"))
+    fitting = [k for k in depths if study.full_layers / k >= target - 1e-9]
+    if not fitting:
+        return None
+    k = max(fitting)
+    rows = outputs[(outputs["model"] == f"complete-{k}L") & (outputs["split"] == split) & (outputs["seed"] == seed)]
+    rows = rows.sort_values("example_id")
+    tokens = rows["tokens"].to_numpy()
+    return Answers(f"static {k}L", target, seed, f"k={k}", rows["example_id"].to_numpy(), rows["label"].to_numpy(),
+                   rows["pred"].to_numpy(), rows["confidence"].to_numpy(), np.full(len(rows), k),
+                   complete_flops(study.shape, k, tokens, study.num_labels),
+                   complete_flops(study.shape, study.full_layers, tokens, study.num_labels))
+
+
+def cascade_references(outputs: pd.DataFrame, study: Study, small: str, large: str, target: float, seed: int, *,
+                       split: str = "test") -> dict:
+    """Random escalation, budgeted oracle and ceiling for a small -> large cascade at `target` (accuracy)."""
+    out = CascadeOutputs.from_outputs(outputs, members=(small, large), split=split, seed=seed)
+    a_small = out.probs[:, 0].argmax(-1) == out.labels
+    a_large = out.probs[:, 1].argmax(-1) == out.labels
+    r = escalation_budget(target, int(out.depths[0]), int(out.depths[1]), study.full_layers)
+    return {"budget": r, "random": random_escalation(a_small, a_large, r), "oracle": oracle_cascade(a_small, a_large, r),
+            "ceiling": oracle_ceiling(a_small, a_large)}
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def summarize_answers(answers: list[Answers], study: Study, *, baseline: str = "deebert",
+                      references: dict | None = None) -> pd.DataFrame:
+    """The main table: one row per method x target, mean and sd over seeds, realised speed-ups, ECE, and the
+    paired bootstrap 95% interval of the difference to `baseline` at the same target, with a verdict."""
+    by_key: dict[tuple[str, float], list[Answers]] = {}
+    for a in answers:
+        by_key.setdefault((a.method, a.target), []).append(a)
+    rows = []
+    for (method, target), group in by_key.items():
+        group = sorted(group, key=lambda a: a.seed)
+        metrics = [task_metric(study.metric, a.labels, a.pred) for a in group]
+        row = {"task": study.task, "method": method, "target_speedup": target,
+               "thresholds": " | ".join(a.params for a in group), "metric_name": study.metric,
+               "metric": float(np.mean(metrics)), "metric_sd": float(np.std(metrics, ddof=1)) if len(metrics) > 1 else 0.0,
+               "seeds": len(group), "ci_low": np.nan, "ci_high": np.nan, "verdict": "",
+               "speedup_layers": float(np.mean([study.full_layers / a.layers_executed.mean() for a in group])),
+               "speedup_flops": float(np.mean([a.full_flops.mean() / a.flops.mean() for a in group])),
+               "ece": float(np.mean([ece(a.confidence, a.correct) for a in group]))}
+        base = {a.seed: a for a in by_key.get((baseline, target), [])}
+        pairs = [(a, base[a.seed]) for a in group if a.seed in base]
+        if pairs and method != baseline:
+            row.update(_compare(pairs, study))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if references:
+        extra = [{"task": study.task, "method": name, "target_speedup": target, "thresholds": "",
+                  "metric_name": "accuracy", "metric": float(np.mean(values)),
+                  "metric_sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "seeds": len(values),
+                  "ci_low": np.nan, "ci_high": np.nan, "verdict": "", "speedup_layers": target,
+                  "speedup_flops": np.nan, "ece": np.nan} for (name, target), values in references.items()]
+        table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
+    return table.sort_values(["target_speedup", "method"]).reset_index(drop=True)
+
+
+def _compare(pairs: list[tuple[Answers, Answers]], study: Study) -> dict:
+    """Paired bootstrap over test items of method - baseline; accuracy is first averaged over seeds per item."""
+    for a, b in pairs:
+        if not np.array_equal(a.example_ids, b.example_ids):
+            raise ValueError(f"{a.method} and {b.method} answered different examples (seed {a.seed})")
+    if study.metric == "accuracy":
+        result = paired_bootstrap(np.mean([a.correct for a, _ in pairs], axis=0),
+                                  np.mean([b.correct for _, b in pairs], axis=0))
+    else:  # non-decomposable metrics: the seeds' answers side by side, resampled as items
+        labels = np.concatenate([a.labels for a, _ in pairs])
+        result = paired_bootstrap_metric(labels, np.concatenate([a.pred for a, _ in pairs]),
+                                         np.concatenate([b.pred for _, b in pairs]),
+                                         metric_fn=lambda y, p: task_metric(study.metric, y, p))
+    return {"ci_low": result.low, "ci_high": result.high, "verdict": result.verdict}
+
+
+def calibration_summary(outputs: pd.DataFrame, *, tune: str = "tune", test: str = "test",
+                        models: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """ECE (10 equal-width bins) on `test` of every model exit and seed, before and after temperature scaling
+    fitted on `tune`, with mean confidence and accuracy."""
+    rows = []
+    for (model, layer, seed), group in outputs.groupby(["model", "layer", "seed"]):
+        if models is not None and model not in models:
+            continue
+        logit_cols = sorted((c for c in group.columns if c.startswith("logit_")), key=lambda c: int(c[6:]))
+        fit_rows, test_rows = group[group["split"] == tune], group[group["split"] == test]
+        if fit_rows.empty or test_rows.empty:
+            continue
+        temperature = fit_temperature(fit_rows[logit_cols].to_numpy(), fit_rows["label"].to_numpy())
+        scaled = apply_temperature(test_rows[logit_cols].to_numpy(), temperature)
+        correct = test_rows["correct"].to_numpy()
+        rows.append({"model": model, "layer": int(layer), "seed": int(seed), "n": len(test_rows),
+                     "accuracy": 100 * correct.mean(), "mean_confidence": test_rows["confidence"].mean(),
+                     "ece": ece(test_rows["confidence"].to_numpy(), correct), "temperature": temperature,
+                     "ece_temperature": ece(scaled.max(1), scaled.argmax(1) == test_rows["label"].to_numpy())})
+    return pd.DataFrame(rows)
+
+
+def mean_over_seeds(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Numeric columns averaged over seeds (with `<col>_sd`) per `keys`."""
+    numeric = [c for c in table.columns if c not in keys + ["seed"] and pd.api.types.is_numeric_dtype(table[c])]
+    grouped = table.groupby(keys)[numeric]
+    means, sds = grouped.mean(), grouped.std(ddof=1).add_suffix("_sd")
+    return means.join(sds).reset_index().assign(seeds=grouped.size().to_numpy())
+
+
+def gap_closed_table(main: pd.DataFrame) -> pd.DataFrame:
+    """Share of the random-to-oracle gap closed by each cascade (accuracy metric only)."""
+    rows = []
+    for target, group in main.groupby("target_speedup"):
+        refs = group.set_index("method")["metric"]
+        if not {"random escalation", "oracle cascade"} <= set(refs.index):
+            continue
+        for method, value in refs.items():
+            if method.startswith("cascade"):
+                rows.append({"target_speedup": target, "method": method, "metric": value,
+                             "gap_closed": gap_closed(value, refs["random escalation"], refs["oracle cascade"])})
+    return pd.DataFrame(rows)
