@@ -19,12 +19,18 @@ setup: $(STAMP)
 
 reproduce: setup
 	$(BIN)/python -m workbench reproduce --task rt --preset $(PRESET) --out $(OUT)
+	mkdir -p $(OUT)/notebooks
+	cd notebooks && for nb in *.ipynb; do \
+	  WORKBENCH_PRESET=$(PRESET) ../$(BIN)/jupyter nbconvert --to notebook --execute "$$nb" \
+	    --ExecutePreprocessor.timeout=1800 --output-dir ../$(OUT)/notebooks || exit 1; done
 
 test: setup
 	$(BIN)/python -m pytest -q workbench tests
+	WORKBENCH_PRESET=smoke $(BIN)/python -m pytest -q --nbmake notebooks
 
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py --glue-dir $(GLUE_DIR)
+	$(BIN)/python benchmarks/inference_speedup.py --run $(OUT)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel
 
 from .batching import Encoded, batch_indices, collate
+from .difficulty import DifficultyConfig, difficulty_aware_loss
 from .metrics import task_metric
 from .models import ClassifierHead, CompleteModel, backbone_layers, default_pooling, load_encoder, pool
 from .store import fresh_tmp_dir, replace_dir, write_json
@@ -185,11 +186,19 @@ def pooled_features(encoder: nn.Module, pooling: str, encoded: Encoded, *, batch
 
 def train_heads(features: np.ndarray, labels: np.ndarray, tune_features: np.ndarray, tune_labels: np.ndarray, *,
                 layers: list[int], num_labels: int, metric: str, config: HeadTrainConfig, seed: int,
-                init_dense: nn.Linear | None = None, progress: bool = True) -> tuple[dict[int, ClassifierHead], dict]:
+                init_dense: nn.Linear | None = None, easy: np.ndarray | None = None,
+                difficulty: DifficultyConfig | None = None,
+                progress: bool = True) -> tuple[dict[int, ClassifierHead], dict]:
     """Train one head per layer index in `layers` on cached states [n, L, H]; keep each at its best tune epoch.
 
+    With `easy` (difficulty labels of the training examples) and `difficulty`, each head's loss adds the
+    difficulty-aware regularizer on its own confidence: CE + lambda * L_DA.
     Returns the heads by layer index and a history {layer index: [tune metric per epoch]}.
     """
+    easy_t = torch.as_tensor(np.asarray(easy, dtype=bool)) if easy is not None else None
+    if easy_t is not None and (difficulty is None or len(easy_t) != len(labels)):
+        raise ValueError(f"difficulty-aware heads need a DifficultyConfig and one label per training example "
+                         f"(got {len(easy_t)} labels for {len(labels)} examples)")
     hidden = features.shape[2]
     x_all, y = torch.tensor(features), torch.tensor(np.asarray(labels, dtype=np.int64))
     tx_all = torch.tensor(tune_features)
@@ -207,7 +216,13 @@ def train_heads(features: np.ndarray, labels: np.ndarray, tune_features: np.ndar
             order = rng.permutation(len(y))
             for start in range(0, len(order), config.batch_size):
                 idx = order[start:start + config.batch_size]
-                loss = nn.functional.cross_entropy(head(x_all[idx, j]), y[idx])
+                logits = head(x_all[idx, j])
+                loss = nn.functional.cross_entropy(logits, y[idx])
+                if easy_t is not None:
+                    confidence = torch.softmax(logits, dim=-1).max(dim=-1).values
+                    loss = loss + difficulty.weight * difficulty_aware_loss(
+                        confidence, easy_t[idx], margin=difficulty.margin,
+                        generator=torch.Generator().manual_seed(seed * 1000 + j + start))
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)

@@ -86,6 +86,20 @@ class RunConfig:
         base = cls(preset=p.name, backbone=p.backbone, depths=p.depths, seeds=p.seeds, train=p.train)
         return cls(**{**base.__dict__, **{k: v for k, v in changes.items() if v is not None}})
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        """Rebuild a config saved in a run's config.json (its "run" entry)."""
+        data = dict(data)
+        data["task"] = TaskOptions(**data["task"])
+        data["train"] = TrainConfig(**data["train"])
+        data["difficulty"] = DifficultyConfig(**data["difficulty"])
+        data["heads"] = HeadTrainConfig(**data["heads"])
+        for key in ("depths", "seeds", "targets"):
+            data[key] = tuple(data[key])
+        if data.get("cascades") is not None:
+            data["cascades"] = tuple(tuple(c) for c in data["cascades"])
+        return cls(**data)
+
     @property
     def cache(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
@@ -194,7 +208,7 @@ def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, progress
 
 
 def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np.ndarray, *,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True) -> tuple[Path, pd.DataFrame]:
     """A complete `depth`-layer model trained with the difficulty-aware regularizer; outputs named
     'complete-<depth>L-da'."""
     spec = ModelSpec(backbone=config.backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
@@ -207,7 +221,7 @@ def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np
         fit(lambda: CompleteModel.build(spec, seed=seed), objective, task, config.train, seed=seed, folder=folder,
             desc=f"train {spec.name}+DA seed {seed} on {task.spec.name}", progress=progress)
         return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
-    return cached_outputs(folder, load, task, config, seed, name=f"{spec.name}-da")
+    return folder, cached_outputs(folder, load, task, config, seed, name=f"{spec.name}-da")
 
 
 def _frozen_features(encoder, task: TaskData, config: RunConfig) -> tuple:
@@ -225,22 +239,26 @@ def _exit_spec(task: TaskData, config: RunConfig, kind: str) -> MultiExitSpec:
                          num_labels=task.num_labels, pooling=config.pooling, dropout=config.train.dropout).resolved()
 
 
-def deebert_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
-    """DeeBERT: stage 1 = the complete L-layer model of this seed; stage 2 = off-ramps on its frozen states."""
+def deebert_model(task: TaskData, config: RunConfig, seed: int, *, easy: np.ndarray | None = None,
+                  progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """DeeBERT: stage 1 = the complete L-layer model of this seed; stage 2 = off-ramps on its frozen states.
+    With `easy` difficulty labels, the off-ramps also carry the difficulty-aware regularizer ('deebert-da')."""
     spec = _exit_spec(task, config, "deebert")
     stage1, _ = complete_model(task, config, spec.num_layers, seed, progress=progress)
-    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), stage1.name)
+    extra = (asdict(config.difficulty), content_hash(easy.tolist())) if easy is not None else ()
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), stage1.name, *extra)
 
     def build():
         complete = CompleteModel.from_pretrained(stage1 / "best")
         x, tx, y, ty = _frozen_features(complete.encoder, task, config)
         heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers - 1)), num_labels=task.num_labels,
                                metric=task.spec.metric, config=config.heads, seed=seed,
-                               init_dense=complete.head.dense, progress=progress)
+                               init_dense=complete.head.dense, easy=easy, difficulty=config.difficulty,
+                               progress=progress)
         model, tokenizer = deebert_from_complete(complete, heads), load_tokenizer(config.backbone)
         model.save_pretrained(folder / "best", tokenizer=tokenizer)
         return model, tokenizer
-    return folder, cached_outputs(folder, build, task, config, seed)
+    return folder, cached_outputs(folder, build, task, config, seed, name="deebert-da" if easy is not None else None)
 
 
 def probe_outputs(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> pd.DataFrame:

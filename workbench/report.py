@@ -24,8 +24,9 @@ from .exits import ExitOutputs, apply_policy, choose_for_speedup, evaluate_decis
     random_exit_reference, sweep
 from .metrics import task_metric
 
-EXIT_POLICIES = {"deebert": ("entropy", "maxprob"), "pabee": ("patience", "maxprob")}
-TARGET_POLICY = {"deebert": "entropy", "pabee": "patience"}  # each baseline's own exit signal
+EXIT_POLICIES = {"deebert": ("entropy", "maxprob"), "deebert-da": ("entropy", "maxprob"),
+                 "pabee": ("patience", "maxprob")}
+TARGET_POLICY = {"deebert": "entropy", "deebert-da": "entropy", "pabee": "patience"}  # each one's own exit signal
 
 
 @dataclass(frozen=True)

@@ -67,11 +67,28 @@ def summarize_depths(outputs: pd.DataFrame, *, metric: str, full_layers: int, sp
     return pd.DataFrame(rows).sort_values("layers").reset_index(drop=True)
 
 
+def reliability_bins(outputs: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+    """Per-bin reliability tables (10 equal-width bins, seeds pooled) of every exit of depth equal to the
+    smallest complete model: that model with and without the regularizer, DeeBERT's and PABEE's exit."""
+    test = outputs[outputs["split"] == split]
+    small = sorted(int(m[9:-1]) for m in test["model"].unique() if m.startswith("complete-") and m.endswith("L"))
+    if not small:
+        return pd.DataFrame()
+    k, parts = small[0], []
+    for model in (f"complete-{k}L", f"complete-{k}L-da", "deebert", "deebert-da", "pabee", "probe"):
+        rows = test[(test["model"] == model) & (test["layer"] == k)]
+        if len(rows):
+            table = reliability_table(rows["confidence"].to_numpy(), rows["correct"].to_numpy())
+            parts.append(table.assign(model=model, layer=k))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict[str, pd.DataFrame]:
     """Every table of the study, from the outputs table alone."""
     tables = {"complete_models": summarize_depths(outputs, metric=study.metric, full_layers=study.full_layers)}
     tables["dis"] = mean_over_seeds(dis_table(outputs), ["model", "layer"])
     tables["calibration"] = mean_over_seeds(calibration_summary(outputs), ["model", "layer"])
+    tables["reliability"] = reliability_bins(outputs)
     if not config.study:
         return tables
     tables["early_exit"] = early_exit_sweeps(outputs, study)
@@ -81,9 +98,9 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
     answers, references, sweeps = [], {}, []
     for seed in config.seeds:
         for target in config.targets:
-            for found in (static_answers(outputs, study, target, seed),
-                          early_exit_answers(outputs, study, "deebert", target, seed),
-                          early_exit_answers(outputs, study, "pabee", target, seed)):
+            exits = [m for m in ("deebert", "deebert-da", "pabee") if (outputs["model"] == m).any()]
+            for found in [static_answers(outputs, study, target, seed)] + \
+                    [early_exit_answers(outputs, study, m, target, seed) for m in exits]:
                 if found is not None:
                     answers.append(found)
             for depths in cascades:
@@ -110,7 +127,8 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
                 sweeps.append(sweep_cascade(out, grid, metric=study.metric, full_layers=study.full_layers)
                               .assign(method=cascade_label(depths, regularized=regularized), seed=seed))
     main = summarize_answers(answers, study, references=references)
-    methods = ["deebert", "pabee"] + [cascade_label(d, regularized=r) for d in cascades for r in (False, True)]
+    methods = [m for m in ("deebert", "deebert-da", "pabee") if (outputs["model"] == m).any()] + \
+        [cascade_label(d, regularized=r) for d in cascades for r in (False, True)]
     unreachable = [{"task": study.task, "method": method, "target_speedup": target, "verdict": "unreachable"}
                    for method in methods for target in config.targets
                    if not ((main["method"] == method) & (main["target_speedup"] == target)).any()]
@@ -182,7 +200,10 @@ def reproduce(config: RunConfig, *, progress: bool = True) -> dict[str, Path]:
             easy = difficulty_labels(task, config, depth, progress=progress)
             difficulty.append({"depth": depth, "rule": config.difficulty.rule, "runs": config.difficulty.runs,
                                "examples": len(easy), "easy_share": float(easy.mean())})
-            frames += [da_member(task, config, depth, seed, easy, progress=progress) for seed in config.seeds]
+            frames += [da_member(task, config, depth, seed, easy, progress=progress)[1] for seed in config.seeds]
+            if depth == min(d for m in config.cascade_depths(full_layers) for d in m):
+                # beyond the paper: the same regularizer on DeeBERT's off-ramps, with the smallest member's labels
+                frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1] for seed in config.seeds]
     outputs = validate_outputs(pd.concat(frames, ignore_index=True))
     paths = {"outputs": write_parquet(out / "outputs.parquet", outputs)}
     tables = study_tables(outputs, study, config)
@@ -259,13 +280,13 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
         ax = dis_heatmap(tables["dis"])
         ax.set_title("Difficulty Inversion Score (test split; 50 = chance)")
         written += save_figure(ax, out / "dis_heatmap", config=settings)
-    written += _reliability_figure(outputs, out / "reliability", settings)
+    written += _reliability_figure(tables, out / "reliability", settings)
     return written
 
 
 def _mean_curves(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     sweeps = tables["early_exit"]
-    own = sweeps[((sweeps["method"] == "deebert") & (sweeps["policy"] == "entropy")) |
+    own = sweeps[(sweeps["method"].isin(["deebert", "deebert-da"]) & (sweeps["policy"] == "entropy")) |
                  ((sweeps["method"] == "pabee") & (sweeps["policy"] == "patience"))]
     curves = own.groupby(["method", "param"])[["speedup_layers", "metric"]].mean().reset_index()
     parts = [curves]
@@ -292,23 +313,22 @@ def _reference_lines(refs: pd.DataFrame | None, main: pd.DataFrame | None) -> pd
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def _reliability_figure(outputs: pd.DataFrame, stem: Path, settings: dict) -> list[Path]:
-    """Reliability diagrams of the smallest member, with and without the regularizer, and DeeBERT's
-    off-ramp of the same depth (test split, all seeds pooled)."""
+def _reliability_figure(tables: dict[str, pd.DataFrame], stem: Path, settings: dict) -> list[Path]:
+    """Reliability diagrams of the smallest member, with and without the regularizer, and the early-exit
+    classifiers of the same depth (test split, all seeds pooled), from the stored per-bin table."""
     from .calibration import reliability_diagram
     import matplotlib.pyplot as plt
-    test = outputs[outputs["split"] == "test"]
-    small = sorted(int(m[9:-1]) for m in test["model"].unique() if m.startswith("complete-") and m.endswith("L"))
-    if not small:
+    bins = tables.get("reliability")
+    if bins is None or bins.empty:
         return []
-    k = small[0]
-    panels = [(f"complete-{k}L", k, f"complete {k}L"), (f"complete-{k}L-da", k, f"complete {k}L + DA"),
-              ("deebert", k, f"DeeBERT off-ramp {k}"), ("pabee", k, f"PABEE exit {k}")]
-    panels = [p for p in panels if ((test["model"] == p[0]) & (test["layer"] == p[1])).any()]
+    labels = {"complete-{k}L": "complete {k}L", "complete-{k}L-da": "complete {k}L + DA", "deebert": "DeeBERT exit {k}",
+              "deebert-da": "DeeBERT + DA exit {k}", "pabee": "PABEE exit {k}", "probe": "probe (pre-trained) {k}"}
+    panels = list(dict.fromkeys(bins["model"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for ax, (model, layer, label) in zip(axes[0], panels):
-        rows = test[(test["model"] == model) & (test["layer"] == layer)]
-        reliability_diagram(reliability_table(rows["confidence"].to_numpy(), rows["correct"].to_numpy()),
-                            ax=ax, label=label)
+    for ax, model in zip(axes[0], panels):
+        table = bins[bins["model"] == model]
+        k = int(table["layer"].iloc[0])
+        label = next(v for key, v in labels.items() if key.format(k=k) == model).format(k=k)
+        reliability_diagram(table.drop(columns=["model", "layer"]), ax=ax, label=label)
         ax.set_title(label)
-    return save_figure(fig, stem, config={**settings, "panels": [p[0] for p in panels]})
+    return save_figure(fig, stem, config={**settings, "panels": panels})

@@ -1,0 +1,121 @@
+"""Measured inference speed-ups of early exit and routed cascades against the full model.
+
+For each run folder written by `python -m workbench reproduce` (its models are reused from the
+run's cache; nothing is retrained), at the parameters chosen on the tune split for 2x, 3x and 4x
+(`speedup_layers`), this runs on the test split, for real:
+
+- DeeBERT (entropy) and PABEE (patience) with the batched early-exit executor;
+- the plain and the difficulty-aware 1L -> L cascades with the routed executor;
+- the complete L-layer model, the reference, with the same batches;
+
+at batch size 32 (all test examples) and 1 (the first `--batch1-examples` test examples), and prints
+one table: task metric (mean over seeds, from the run's main table), `speedup_layers` (of the
+examples timed), `speedup_flops` (of the simulation on the whole test split) and
+`speedup_wallclock` (full-model time / method time in this run), plus wall-clock / layers. At
+batch 32 it also checks that the executors answer exactly as the simulation did.
+
+    python benchmarks/inference_speedup.py --run runs/rt-quick --run runs/sst2-quick
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from workbench.batching import encode  # noqa: E402
+from workbench.cost import EncoderShape  # noqa: E402
+from workbench.earlyexit import MultiExitModel  # noqa: E402
+from workbench.executor import run_cascade, run_early_exit, run_full  # noqa: E402
+from workbench.models import CompleteModel, backbone_config, backbone_layers, load_tokenizer  # noqa: E402
+from workbench.pipeline import (RunConfig, complete_model, da_member, deebert_model, difficulty_labels,  # noqa: E402
+                                pabee_model)
+from workbench.report import Study, cascade_answers, early_exit_answers  # noqa: E402
+from workbench.study import cascade_label, load_run, load_tables, member_names  # noqa: E402
+from workbench.training import limit_rows  # noqa: E402
+
+
+def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int) -> pd.DataFrame:
+    outputs, saved = load_run(run)
+    config = RunConfig.from_dict(saved["run"])
+    task = config.task.load()
+    layers = backbone_layers(config.backbone)
+    study = Study(task.spec.name, task.spec.metric, layers, EncoderShape.of_config(backbone_config(config.backbone)),
+                  task.num_labels)
+    main = load_tables(run).get("main", pd.DataFrame())
+    tokenizer = load_tokenizer(config.backbone)
+    test = limit_rows(task.splits["test"], config.train.eval_limit)
+    encoded = encode(tokenizer, test, config.train.max_length)
+    small = limit_rows(test, batch1_examples) if batch1_examples < len(test) else test
+    encoded_small = encode(tokenizer, small, config.train.max_length)
+    order = pd.Index(test["example_id"].astype(str))
+
+    def load(folder):
+        return CompleteModel.from_pretrained(folder / "best")
+    full = load(complete_model(task, config, layers, seed, progress=False)[0])
+    deebert = MultiExitModel.from_pretrained(deebert_model(task, config, seed, progress=False)[0] / "best")
+    pabee = MultiExitModel.from_pretrained(pabee_model(task, config, seed, progress=False)[0] / "best")
+    cascades = {}
+    small_folder = complete_model(task, config, 1, seed, progress=False)[0]
+    da_folder, _ = da_member(task, config, 1, seed, difficulty_labels(task, config, 1, progress=False), progress=False)
+    for regularized, first in ((False, small_folder), (True, da_folder)):
+        cascades[cascade_label((1, layers), regularized=regularized)] = (
+            member_names((1, layers), regularized=regularized), [load(first), full])
+
+    rows = []
+    for batch_size, enc in ((32, encoded), (1, encoded_small)):
+        reference = run_full(full, enc, batch_size=batch_size)
+        for target in targets:
+            plans = []
+            for name, model in (("deebert", deebert), ("pabee", pabee)):
+                sim = early_exit_answers(outputs, study, name, target, seed)
+                if sim is not None:
+                    policy = "entropy" if name == "deebert" else "patience"
+                    plans.append((name, sim, lambda m=model, p=policy, v=sim.values[0]:
+                                  run_early_exit(m, enc, policy=p, param=v, batch_size=batch_size)))
+            for label, (names, members) in cascades.items():
+                sim = cascade_answers(outputs, study, names, target, seed, name=label)
+                if sim is not None:
+                    plans.append((label, sim, lambda ms=members, v=sim.values:
+                                  run_cascade(ms, [enc] * len(ms), v, batch_size=batch_size)))
+            for method, sim, execute in plans:
+                real = execute()
+                picked = main[(main["method"] == method) & (main["target_speedup"] == target)]
+                speedup_layers = study.full_layers / real.layers_executed.mean()  # on the examples timed
+                wallclock = reference.seconds / real.seconds
+                position = order.get_indexer(sim.example_ids)
+                agrees = (batch_size == 32 and bool(np.array_equal(real.pred[position], sim.pred)))
+                rows.append({"task": task.spec.name, "method": method, "target": target, "batch": batch_size,
+                             "examples": len(real.pred), "metric": float(picked["metric"].iloc[0]) if len(picked)
+                             else np.nan, "speedup_layers": speedup_layers,
+                             "speedup_flops": sim.full_flops.mean() / sim.flops.mean(),
+                             "speedup_wallclock": wallclock, "wallclock_over_layers": wallclock / speedup_layers,
+                             "full_ms_per_example": 1000 * reference.seconds_per_example,
+                             "same_preds_as_simulation": agrees if batch_size == 32 else None})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", required=True, help="run folder (repeat for several tasks)")
+    parser.add_argument("--targets", default="2,3,4")
+    parser.add_argument("--batch1-examples", type=int, default=200, help="test examples timed at batch size 1")
+    parser.add_argument("--seed", type=int, default=0, help="which seed's models to time")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    targets = [float(t) for t in args.targets.split(",")]
+    table = pd.concat([benchmark_run(Path(r), targets=targets, batch1_examples=args.batch1_examples, seed=args.seed)
+                       for r in args.run], ignore_index=True)
+    print(f"inference on the test split, {args.threads} threads; speed-ups relative to the full model "
+          f"in the same run")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The whole study on the smoke preset: every table, the executor check, figures from stored files."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.cli import main
+from workbench.pipeline import RunConfig
+from workbench.study import load_run, load_tables, write_figures
+
+TABLES = {"complete_models", "dis", "calibration", "early_exit", "exit_references", "sufficiency", "main",
+          "gap_closed", "cascade_sweeps", "difficulty", "executor"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from conftest import toy_rows, write_csv
+    folder = tmp_path_factory.mktemp("study")
+    train = write_csv(folder / "train.csv", toy_rows(400, 1))
+    test = write_csv(folder / "test.csv", toy_rows(200, 2))
+    code = main(["reproduce", "--preset", "smoke", "--train-file", train, "--test-file", test, "--task", "toy",
+                 "--seeds", "0,1", "--out", str(folder / "run")])
+    assert code == 0
+    return folder / "run"
+
+
+def test_every_table_is_written(run):
+    tables = load_tables(run)
+    assert TABLES <= set(tables)
+    outputs, config = load_run(run)
+    assert {"complete-1L", "complete-2L", "complete-6L", "complete-1L-da", "complete-2L-da", "deebert", "deebert-da",
+            "pabee", "probe"} == set(outputs["model"])
+    assert set(outputs.loc[outputs["model"] == "deebert", "layer"]) == set(range(1, 7))
+    assert RunConfig.from_dict(config["run"]).seeds == (0, 1)
+
+
+def test_main_table_schema_and_comparisons(run):
+    main_table = load_tables(run)["main"]
+    for column in ("task", "method", "target_speedup", "thresholds", "metric_name", "metric", "metric_sd", "ci_low",
+                   "ci_high", "verdict", "speedup_layers", "speedup_flops", "ece"):
+        assert column in main_table.columns
+    rows = main_table[main_table["verdict"] != "unreachable"]
+    compared = rows[~rows["method"].isin(["deebert", "random escalation", "oracle cascade", "oracle ceiling"])]
+    assert compared["verdict"].isin(["better", "worse", "indistinguishable"]).all()
+    assert (compared["ci_low"] <= compared["ci_high"]).all()
+    reached = rows[rows["method"].str.startswith("cascade")]
+    assert (reached["speedup_layers"] > 0).all() and (reached["seeds"] == 2).all()
+    # the 2L>6L cascade costs at least 2 layers: 4x is beyond its 3x ceiling and must say so
+    assert ((main_table["method"] == "cascade 2L>6L") & (main_table["target_speedup"] == 4.0)
+            & (main_table["verdict"] == "unreachable")).any()
+    refs = main_table.set_index(["method", "target_speedup"])["metric"]
+    for target in (2.0, 3.0, 4.0):
+        assert refs[("random escalation", target)] <= refs[("oracle cascade", target)] + 1e-9
+        assert refs[("oracle cascade", target)] <= refs[("oracle ceiling", target)] + 1e-9
+
+
+def test_executor_agrees_with_simulation(run):
+    executor = load_tables(run)["executor"]
+    assert set(executor["method"]) == {"deebert", "cascade 1L>6L"}
+    assert (executor["mismatches"] == 0).all()
+    assert (executor["speedup_wallclock"] > 0).all()
+
+
+def test_difficulty_and_sufficiency_tables(run):
+    tables = load_tables(run)
+    difficulty = tables["difficulty"]
+    assert difficulty["depth"].tolist() == [1, 2]
+    assert ((difficulty["easy_share"] > 0) & (difficulty["easy_share"] <= 1)).all()
+    dis = tables["dis"]
+    assert {"model", "layer", "dis", "dis_logit", "ties"} <= set(dis.columns)
+    scored = dis["dis"].dropna()  # a model without any error has no (correct, wrong) pair: DIS is undefined
+    assert len(scored) and scored.between(0, 100).all()
+
+
+def test_figures_regenerate_from_stored_files(run, tmp_path):
+    paths = write_figures(run, tmp_path / "figs")
+    names = {p.name for p in paths}
+    for stem in ("speed_accuracy", "dis_heatmap", "reliability"):
+        assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.json"} <= names
+    sidecar = json.loads((tmp_path / "figs" / "speed_accuracy.json").read_text())
+    assert sidecar["config"]["task"] == "toy"
