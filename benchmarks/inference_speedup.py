@@ -51,8 +51,8 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int) -> pd.
     tokenizer = load_tokenizer(config.backbone)
     test = limit_rows(task.splits["test"], config.train.eval_limit)
     encoded = encode(tokenizer, test, config.train.max_length)
-    small = limit_rows(test, batch1_examples) if batch1_examples < len(test) else test
-    encoded_small = encode(tokenizer, small, config.train.max_length)
+    small_set = limit_rows(test, batch1_examples) if batch1_examples < len(test) else test
+    encoded_small = encode(tokenizer, small_set, config.train.max_length)
     order = pd.Index(test["example_id"].astype(str))
 
     def load(folder):
@@ -61,11 +61,19 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int) -> pd.
     deebert = MultiExitModel.from_pretrained(deebert_model(task, config, seed, progress=False)[0] / "best")
     pabee = MultiExitModel.from_pretrained(pabee_model(task, config, seed, progress=False)[0] / "best")
     cascades = {}
-    small_folder = complete_model(task, config, 1, seed, progress=False)[0]
-    da_folder, _ = da_member(task, config, 1, seed, difficulty_labels(task, config, 1, progress=False), progress=False)
-    for regularized, first in ((False, small_folder), (True, da_folder)):
-        cascades[cascade_label((1, layers), regularized=regularized)] = (
-            member_names((1, layers), regularized=regularized), [load(first), full])
+    depths = config.cascade_depths(layers)[0]  # the first cascade, 1L > L by default
+    if len(depths) == 2:
+        small = config.member_backbone(final=False)
+        small_folder = complete_model(task, config, depths[0], seed, backbone=small, progress=False)[0]
+        easy = difficulty_labels(task, config, depths[0], backbone=small, progress=False)
+        da_folder, _ = da_member(task, config, depths[0], seed, easy, backbone=small, progress=False)
+        small_inputs = encode(load_tokenizer(small), test, config.train.max_length)
+        small_inputs_1 = encode(load_tokenizer(small), small_set, config.train.max_length)
+        shapes = [EncoderShape.of_config(backbone_config(small)), study.shape]
+        for regularized, first in ((False, small_folder), (True, da_folder)):
+            cascades[cascade_label(depths, regularized=regularized)] = (
+                member_names(depths, regularized=regularized, small=bool(config.small_backbone)),
+                [load(first), full], shapes, {32: small_inputs, 1: small_inputs_1})
 
     rows = []
     for batch_size, enc in ((32, encoded), (1, encoded_small)):
@@ -78,11 +86,11 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int) -> pd.
                     policy = "entropy" if name == "deebert" else "patience"
                     plans.append((name, sim, lambda m=model, p=policy, v=sim.values[0]:
                                   run_early_exit(m, enc, policy=p, param=v, batch_size=batch_size)))
-            for label, (names, members) in cascades.items():
-                sim = cascade_answers(outputs, study, names, target, seed, name=label)
+            for label, (names, members, shapes, small_inputs) in cascades.items():
+                sim = cascade_answers(outputs, study, names, target, seed, name=label, shapes=shapes)
                 if sim is not None:
-                    plans.append((label, sim, lambda ms=members, v=sim.values:
-                                  run_cascade(ms, [enc] * len(ms), v, batch_size=batch_size)))
+                    plans.append((label, sim, lambda ms=members, v=sim.values, first=small_inputs[batch_size]:
+                                  run_cascade(ms, [first, enc], v, batch_size=batch_size)))
             for method, sim, execute in plans:
                 real = execute()
                 picked = main[(main["method"] == method) & (main["target_speedup"] == target)]

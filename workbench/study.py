@@ -42,9 +42,10 @@ from .store import environment, read_json, write_json, write_parquet, write_tabl
 from .training import limit_rows
 
 
-def member_names(depths: tuple[int, ...], *, regularized: bool = False) -> tuple[str, ...]:
-    """Model names of a cascade's members; with `regularized`, non-final members are the -da models."""
-    names = [f"complete-{d}L" for d in depths]
+def member_names(depths: tuple[int, ...], *, regularized: bool = False, small: bool = False) -> tuple[str, ...]:
+    """Model names of a cascade's members; with `regularized`, non-final members are the -da models; with
+    `small`, non-final members come from the run's small backbone ('small-<k>L')."""
+    names = [f"{'small' if small and i < len(depths) - 1 else 'complete'}-{d}L" for i, d in enumerate(depths)]
     if regularized:
         names[:-1] = [f"{n}-da" for n in names[:-1]]
     return tuple(names)
@@ -95,6 +96,14 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
     tables["exit_references"] = exit_references(outputs, study)
     tables["sufficiency"] = sufficiency_table(outputs, study, target=config.sufficiency_target)
     cascades = config.cascade_depths(study.full_layers)
+    small = bool(config.small_backbone)
+    small_shape = EncoderShape.of_config(backbone_config(config.small_backbone)) if small else study.shape
+
+    def names(depths, regularized=False):
+        return member_names(depths, regularized=regularized, small=small)
+
+    def shapes(depths):
+        return [small_shape] * (len(depths) - 1) + [study.shape]
     answers, references, sweeps = [], {}, []
     for seed in config.seeds:
         for target in config.targets:
@@ -105,13 +114,13 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
                     answers.append(found)
             for depths in cascades:
                 for regularized in (False, True):
-                    found = cascade_answers(outputs, study, member_names(depths, regularized=regularized), target,
-                                            seed, name=cascade_label(depths, regularized=regularized))
+                    found = cascade_answers(outputs, study, names(depths, regularized), target, seed,
+                                            name=cascade_label(depths, regularized=regularized),
+                                            shapes=shapes(depths))
                     if found is not None:
                         answers.append(found)
-            small, large = member_names(cascades[0])[0], member_names(cascades[0])[-1]
             try:
-                refs = cascade_references(outputs, study, small, large, target, seed)
+                refs = cascade_references(outputs, study, names(cascades[0])[0], names(cascades[0])[-1], target, seed)
             except ValueError:  # the target exceeds this cascade's ceiling
                 continue
             for name, key in (("random escalation", "random"), ("oracle cascade", "oracle"),
@@ -121,7 +130,7 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
             if len(depths) != 2:
                 continue
             for regularized in (False, True):
-                out = CascadeOutputs.from_outputs(outputs, members=member_names(depths, regularized=regularized),
+                out = CascadeOutputs.from_outputs(outputs, members=names(depths, regularized),
                                                   split="test", seed=seed)
                 grid = np.unique(np.concatenate([np.linspace(0.5, 1.0, 26), [0.99, 0.995, 0.999]]))
                 sweeps.append(sweep_cascade(out, grid, metric=study.metric, full_layers=study.full_layers)
@@ -148,16 +157,18 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
     threshold can exit elsewhere: such examples are counted in `mismatches`, never hidden."""
     batch_size = config.train.eval_batch_size
     full_folder, _ = complete_model(task, config, study.full_layers, seed, progress=False)
-    tokenizer = load_tokenizer(config.backbone)
     test = limit_rows(task.splits["test"], config.train.eval_limit)
-    encoded = encode(tokenizer, test, config.train.max_length)
+    encoded = encode(load_tokenizer(config.backbone), test, config.train.max_length)
     order = pd.Index(test["example_id"].astype(str))
     full = run_full(CompleteModel.from_pretrained(full_folder / "best"), encoded, batch_size=batch_size)
     deebert_dir, _ = deebert_model(task, config, seed, progress=False)
     deebert = MultiExitModel.from_pretrained(deebert_dir / "best")
     depths = config.cascade_depths(study.full_layers)[0]
-    members = [CompleteModel.from_pretrained(complete_model(task, config, d, seed, progress=False)[0] / "best")
-               for d in depths]
+    backbones = [config.member_backbone(final=i == len(depths) - 1) for i in range(len(depths))]
+    members = [CompleteModel.from_pretrained(complete_model(task, config, d, seed, backbone=b, progress=False)[0]
+                                             / "best") for d, b in zip(depths, backbones)]
+    member_inputs = [encode(load_tokenizer(b), test, config.train.max_length) for b in backbones]
+    small_shape = EncoderShape.of_config(backbone_config(backbones[0]))
     rows = []
     for target in config.targets:
         runs = []
@@ -165,9 +176,10 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
         if sim is not None:
             runs.append(("deebert", sim, run_early_exit(deebert, encoded, policy="entropy", param=sim.values[0],
                                                         batch_size=batch_size)))
-        sim = cascade_answers(outputs, study, member_names(depths), target, seed, name=cascade_label(depths))
+        sim = cascade_answers(outputs, study, member_names(depths, small=bool(config.small_backbone)), target, seed,
+                              name=cascade_label(depths), shapes=[small_shape] * (len(depths) - 1) + [study.shape])
         if sim is not None:
-            runs.append((cascade_label(depths), sim, run_cascade(members, [encoded] * len(members), sim.values,
+            runs.append((cascade_label(depths), sim, run_cascade(members, member_inputs, sim.values,
                                                                  batch_size=batch_size)))
         for method, sim, real in runs:
             position = order.get_indexer(sim.example_ids)
@@ -196,11 +208,16 @@ def reproduce(config: RunConfig, *, progress: bool = True) -> dict[str, Path]:
     difficulty = []
     if config.study:
         frames.append(early_exit_outputs(task, config, progress=progress))
-        for depth in sorted({d for m in config.cascade_depths(full_layers) for d in m[:-1]}):
-            easy = difficulty_labels(task, config, depth, progress=progress)
-            difficulty.append({"depth": depth, "rule": config.difficulty.rule, "runs": config.difficulty.runs,
-                               "examples": len(easy), "easy_share": float(easy.mean())})
-            frames += [da_member(task, config, depth, seed, easy, progress=progress)[1] for seed in config.seeds]
+        small = config.member_backbone(final=False)
+        for depth in config.small_depths(full_layers):
+            if config.small_backbone:
+                frames += [complete_model(task, config, depth, seed, backbone=small, progress=progress)[1]
+                           for seed in config.seeds]
+            easy = difficulty_labels(task, config, depth, backbone=small, progress=progress)
+            difficulty.append({"depth": depth, "backbone": small, "rule": config.difficulty.rule,
+                               "runs": config.difficulty.runs, "examples": len(easy), "easy_share": float(easy.mean())})
+            frames += [da_member(task, config, depth, seed, easy, backbone=small, progress=progress)[1]
+                       for seed in config.seeds]
             if depth == min(d for m in config.cascade_depths(full_layers) for d in m):
                 # beyond the paper: the same regularizer on DeeBERT's off-ramps, with the smallest member's labels
                 frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1] for seed in config.seeds]
@@ -234,7 +251,7 @@ def _print_summary(task, config: RunConfig, tables: dict[str, pd.DataFrame]) -> 
     if "main" in tables:
         cols = ["target_speedup", "method", "metric", "metric_sd", "speedup_layers", "speedup_flops", "ece",
                 "ci_low", "ci_high", "verdict"]
-        print(f"\nmain table (paired 95% interval of the difference to DeeBERT at the same target):")
+        print("\nmain table (paired 95% interval of the difference to DeeBERT at the same target):")
         print(tables["main"][[c for c in cols if c in tables["main"]]].to_string(**fmt))
     if "executor" in tables and len(tables["executor"]):
         print(f"\nreal execution vs simulation (batch {config.train.eval_batch_size}):")
