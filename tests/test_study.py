@@ -97,3 +97,12 @@ def test_cascade_with_a_narrower_small_backbone(tmp_path, toy_files):
     # a hidden-32 member costs about a quarter of a hidden-64 layer: FLOPs speed-up exceeds the layer speed-up
     assert row["speedup_flops"] > row["speedup_layers"]
     assert (load_tables(out)["executor"]["mismatches"] == 0).all()
+
+
+def test_reproduce_of_a_finished_run_returns_at_once(run, capsys):
+    from workbench.study import reproduce
+    _, saved = load_run(run)
+    before = (run / "tables" / "main.csv").stat().st_mtime_ns
+    reproduce(RunConfig.from_dict(saved["run"]))
+    assert "up to date" in capsys.readouterr().out
+    assert (run / "tables" / "main.csv").stat().st_mtime_ns == before

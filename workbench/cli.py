@@ -138,7 +138,7 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
     cascades = tuple(tuple(int(d) for d in c.split(">")) for c in a.cascades.split(",")) if a.cascades else None
     config = _run_config(a, depths=a.depths, seeds=a.seeds, study=not a.complete_only, targets=a.targets,
                          cascades=cascades, difficulty=difficulty, small_backbone=a.small_model)
-    reproduce(config)
+    reproduce(config, force=True)
 
 
 def cmd_figures(a: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ A run folder (`--out DIR`) holds:
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .plots import dis_heatmap, speed_accuracy, sufficiency_bars, save_figure, u
 from .report import (Study, cascade_answers, cascade_references, calibration_summary, early_exit_answers,
                      early_exit_sweeps, exit_references, gap_closed_table, mean_over_seeds, static_answers,
                      sufficiency_table, summarize_answers)
-from .store import environment, read_json, write_json, write_parquet, write_table
+from .store import environment, read_json, to_jsonable, write_json, write_parquet, write_table
 from .training import limit_rows
 
 
@@ -195,12 +196,20 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
     return pd.DataFrame(rows)
 
 
-def reproduce(config: RunConfig, *, progress: bool = True) -> dict[str, Path]:
-    """Run the main job described in the module docstring; returns the paths it wrote."""
+def reproduce(config: RunConfig, *, progress: bool = True, force: bool = False) -> dict[str, Path]:
+    """Run the main job described in the module docstring; returns the paths it wrote.
+
+    When the run folder already holds a finished run of exactly this configuration it is returned as it
+    is, unless `force` (the command line always recomputes the tables, reusing every cached model)."""
+    out = Path(config.out)
+    paths = {"outputs": out / "outputs.parquet", "config": out / "config.json", "figures": out / "figures"}
+    if not force and all(p.exists() for p in paths.values()) and (out / "tables" / "main.csv").exists() == config.study:
+        if read_json(paths["config"]).get("run") == json.loads(json.dumps(to_jsonable(asdict(config)))):
+            print(f"{out}: up to date (outputs, tables and figures of this configuration are there)")
+            return paths
     task = config.task.load()
     for note in task.notes:
         tqdm.write(f"{task.spec.name}: {note}")
-    out = Path(config.out)
     full_layers = backbone_layers(config.backbone)
     study = Study(task.spec.name, task.spec.metric, full_layers,
                   EncoderShape.of_config(backbone_config(config.backbone)), task.num_labels)
@@ -222,7 +231,7 @@ def reproduce(config: RunConfig, *, progress: bool = True) -> dict[str, Path]:
                 # beyond the paper: the same regularizer on DeeBERT's off-ramps, with the smallest member's labels
                 frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1] for seed in config.seeds]
     outputs = validate_outputs(pd.concat(frames, ignore_index=True))
-    paths = {"outputs": write_parquet(out / "outputs.parquet", outputs)}
+    write_parquet(paths["outputs"], outputs)
     tables = study_tables(outputs, study, config)
     if difficulty:
         tables["difficulty"] = pd.DataFrame(difficulty)
@@ -230,15 +239,14 @@ def reproduce(config: RunConfig, *, progress: bool = True) -> dict[str, Path]:
         tables["executor"] = executor_check(task, config, outputs, study, seed=config.seeds[0])
     for name, table in tables.items():
         write_table(out / "tables" / name, table)
-    paths["config"] = write_json(out / "config.json", {
+    write_json(paths["config"], {
         "run": asdict(config), "task": {"name": task.spec.name, "source": task.source, "notes": list(task.notes),
                                         "fingerprint": task.fingerprint(), "split_seed": task.split_seed,
                                         "tune_from": task.tune_from, "metric": task.spec.metric,
                                         "num_labels": task.num_labels,
                                         "sizes": {k: len(v) for k, v in task.splits.items()}},
         "full_layers": full_layers, "shape": asdict(study.shape), "environment": environment()})
-    paths["figures"] = out / "figures"
-    write_figures(out, out / "figures")
+    write_figures(out, paths["figures"])
     _print_summary(task, config, tables)
     return paths
 
