@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import workbench as wb
@@ -152,9 +151,11 @@ def test_widget_ui_follows_its_controls(run):
 
 
 def test_static_figure_draws_three_views(run):
+    import matplotlib.pyplot as plt
     fig = static_explorer_figure(run, method="cascade+DA 1L>6L")
     assert len(fig.axes) >= 3
     assert "ECE" in fig.axes[2].get_title()
+    plt.close(fig)
 
 
 def test_relative_data_paths_resolve_from_the_run_folder(tmp_path, monkeypatch):
@@ -173,3 +174,26 @@ def test_explorer_data_caches_views(run):
     assert data.curve("deebert", "entropy") is data.curve("deebert", "entropy")
     with pytest.raises(ValueError, match="seeds"):
         ExplorerData.from_run(run, seed=7)
+
+
+def test_cascade_of_a_narrower_small_backbone(tmp_path):
+    """Small members from another backbone ('small-1L'): the run's labels find them, FLOPs follow each width."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import toy_rows, write_csv
+    task = wb.TaskOptions(name="toy", train_file=write_csv(tmp_path / "train.csv", toy_rows(160, 3)),
+                          test_file=write_csv(tmp_path / "test.csv", toy_rows(60, 4)))
+    config = wb.RunConfig.from_preset("smoke", task=task, backbone="tiny-random-bert-64", depths=(FULL,),
+                                      cascades=((1, FULL),), targets=(2.0,), small_backbone="tiny-random-bert",
+                                      difficulty=DifficultyConfig(runs=1), out=str(tmp_path / "run"))
+    wb.reproduce(config, progress=False)
+    data = load_explorer_data(tmp_path / "run")
+    assert data.method("cascade 1L>6L").members == ("small-1L", "complete-6L")
+    outputs, study = data.outputs, data.study
+    answers = cascade_answers(outputs, study, ("small-1L", "complete-6L"), 2.0, 0, name="cascade 1L>6L",
+                              shapes=list(data.method("cascade 1L>6L").shapes))
+    state = data.state("cascade 1L>6L", "maxprob", answers.values[0])
+    assert state.metric == pytest.approx(100 * answers.correct.mean())
+    assert state.speedup_flops == pytest.approx(answers.full_flops.mean() / answers.flops.mean())
+    assert state.speedup_flops > state.speedup_layers  # the hidden-32 member is cheaper per layer
+    ui = build_explorer(data, method="cascade+DA 1L>6L")
+    assert ui.state.members == ("small-1L-da", "complete-6L")

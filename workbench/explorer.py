@@ -20,9 +20,9 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ class Method:
     """What the explorer routes with: one early-exit model, or the members of a cascade."""
     label: str                 # e.g. 'deebert' or 'cascade 1L>6L'
     members: tuple[str, ...]   # model names in the outputs table; one for early exit, smallest first for cascades
+    shapes: tuple[EncoderShape, ...] | None = None  # each member's sizes for FLOPs; None: the study's backbone
 
     @property
     def is_cascade(self) -> bool:
@@ -103,19 +104,40 @@ def _depths_of(members: tuple[str, ...]) -> tuple[int, ...] | None:
     return tuple(int(f.group(1)) for f in found) if all(found) else None
 
 
-def available_methods(outputs: pd.DataFrame, config: dict) -> tuple[str, ...]:
-    """Every method a run folder can explore: its early-exit models, then the cascades of its config (plain and
-    with the difficulty-aware members) whose members are all in the outputs table."""
+def run_methods(outputs: pd.DataFrame, config: dict) -> dict[str, Method]:
+    """Every method a run folder can explore, by label: its early-exit models, then the cascades of its config
+    (plain and with the difficulty-aware members) whose members are all in the outputs table. When the run's
+    non-final members come from a separate small backbone ('small-<k>L'), they carry that backbone's sizes."""
     models = set(outputs["model"].unique())
-    early = sorted(m for m in models if m.split("-")[0] in EXIT_RULES)
+    found = {m: Method(m, (m,)) for m in sorted(models) if m.split("-")[0] in EXIT_RULES}
     cascades = config["run"].get("cascades")
+    small = config["run"].get("small_backbone")
     run = RunConfig(cascades=tuple(tuple(c) for c in cascades) if cascades else None)
-    found = []
     for depths in run.cascade_depths(int(config["full_layers"])):
         for regularized in (False, True):
-            if set(member_names(depths, regularized=regularized)) <= models:
-                found.append(cascade_label(depths, regularized=regularized))
-    return tuple(early + found)
+            members = member_names(depths, regularized=regularized, **({"small": True} if small else {}))
+            if set(members) <= models:
+                label = cascade_label(depths, regularized=regularized)
+                found[label] = Method(label, members, _member_shapes(config, members) if small else None)
+    return found
+
+
+def available_methods(outputs: pd.DataFrame, config: dict) -> tuple[str, ...]:
+    """Labels of :func:`run_methods`, early-exit models first."""
+    return tuple(run_methods(outputs, config))
+
+
+def _member_shapes(config: dict, members: tuple[str, ...]) -> tuple[EncoderShape, ...] | None:
+    """Sizes of each member: the small backbone's for 'small-' members, the run's for the others; None (no
+    FLOPs) if the small backbone's config cannot be read."""
+    from .models import backbone_config
+    try:
+        small = EncoderShape.of_config(backbone_config(config["run"]["small_backbone"]))
+    except (OSError, ValueError) as err:
+        warnings.warn(f"sizes of the small backbone are not available ({err}); FLOPs speed-ups will be NaN")
+        return None
+    full = EncoderShape(**config["shape"])
+    return tuple(small if m.startswith("small-") else full for m in members)
 
 
 def study_of(config: dict) -> Study:
@@ -142,7 +164,7 @@ class ExplorerState:
     metric: float                  # task metric of the answers (0-100)
     mean_layers: float             # transformer layers executed per example (a cascade pays every member run)
     speedup_layers: float          # full_layers / mean_layers, the paper's speed-up
-    speedup_flops: float           # full-model FLOPs / FLOPs spent (NaN without token counts)
+    speedup_flops: float           # full-model FLOPs / FLOPs spent (NaN without token counts or member sizes)
     exit_shares: pd.Series         # share of examples answered at each exit layer (index: layer); sums to 1
     ece: float                     # top-label ECE (0-100, 10 equal-width bins) of the answering confidences
     examples: pd.DataFrame         # one row per example, columns EXAMPLE_COLUMNS
@@ -190,14 +212,25 @@ def _tokens(outputs: pd.DataFrame, model: str, split: str, seed: int, ids: np.nd
     return rows.set_index("example_id").loc[ids, "tokens"].to_numpy(dtype=np.float64)
 
 
-def _costs(view, study: Study, tokens: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """FLOPs per example of each exit ([n, m], cumulative) or member ([n, k]), and of the full model [n]."""
-    if tokens is None:
+def _member_tokens(outputs: pd.DataFrame, method: Method, split: str, seed: int,
+                   ids: np.ndarray) -> list[np.ndarray] | None:
+    """Token counts [n] of each member (each tokenizer counts its own), None without a tokens column."""
+    tokens = [_tokens(outputs, member, split, seed, ids) for member in method.members]
+    return None if any(t is None for t in tokens) else tokens
+
+
+def _costs(view, study: Study, method: Method,
+           tokens: list[np.ndarray] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """FLOPs per example of each exit ([n, m], cumulative) or member ([n, k]), and of the full model [n]; None
+    without token counts, or for members of another backbone whose sizes are unknown."""
+    if tokens is None or (method.shapes is None and any(m.startswith("small-") for m in method.members)):
         return None, None
-    full = complete_flops(study.shape, study.full_layers, tokens, study.num_labels)
+    full = complete_flops(study.shape, study.full_layers, tokens[-1], study.num_labels)
     if isinstance(view, ExitOutputs):
-        return exit_flops(study.shape, tokens, study.num_labels, view.num_exits), full
-    return np.stack([complete_flops(study.shape, int(d), tokens, study.num_labels) for d in view.depths], 1), full
+        return exit_flops(study.shape, tokens[0], study.num_labels, view.num_exits), full
+    shapes = method.shapes or (study.shape,) * view.num_members
+    return np.stack([complete_flops(shape, int(d), t, study.num_labels)
+                     for shape, d, t in zip(shapes, view.depths, tokens)], 1), full
 
 
 def _thresholds(param, members: int) -> tuple[float, ...]:
@@ -210,12 +243,12 @@ def _thresholds(param, members: int) -> tuple[float, ...]:
 
 
 def state_from_view(view: ExitOutputs | CascadeOutputs, *, study: Study, method: Method, policy: str, param,
-                    texts: pd.Series | None = None, tokens: np.ndarray | None = None, split: str = "test",
+                    texts: pd.Series | None = None, tokens: list[np.ndarray] | None = None, split: str = "test",
                     seed: int = 0) -> ExplorerState:
     """The state of `method` at `param` from its arrays (see :func:`explorer_state`)."""
     if policy not in method.rules:
         raise ValueError(f"{method.label} exits by {' or '.join(method.rules)}, not {policy!r}")
-    unit, full = _costs(view, study, tokens)
+    unit, full = _costs(view, study, method, tokens)
     if isinstance(view, ExitOutputs):
         decision = apply_policy(view, policy, float(param))
         result = evaluate_decision(view, decision, metric=study.metric, full_layers=study.full_layers,
@@ -237,7 +270,7 @@ def state_from_view(view: ExitOutputs | CascadeOutputs, *, study: Study, method:
     text = texts.reindex(view.example_ids).fillna("").to_numpy() if texts is not None else np.full(view.n, "")
     examples = pd.DataFrame({"example_id": view.example_ids, "text": text, "label": view.labels, "pred": pred,
                              "exit_layer": exit_layer, "layers_executed": executed, "confidence": confidence,
-                             "correct": correct, "early": index < len(layers) - 1})
+                             "correct": correct, "early": index < len(layers) - 1}, columns=list(EXAMPLE_COLUMNS))
     return ExplorerState(
         method=method.label, members=method.members, policy=policy,
         param=float(thresholds[0]) if thresholds else float(param), thresholds=thresholds, split=split, seed=seed,
@@ -261,7 +294,7 @@ def explorer_state(outputs: pd.DataFrame, texts: pd.Series | None = None, *, stu
     """
     m = resolve_method(method)
     view = view_of(outputs, m, split=split, seed=seed)
-    tokens = _tokens(outputs, m.members[0], split, seed, view.example_ids)
+    tokens = _member_tokens(outputs, m, split, seed, view.example_ids)
     return state_from_view(view, study=study, method=m, policy=policy, param=param, texts=texts, tokens=tokens,
                            split=split, seed=seed)
 
@@ -373,7 +406,7 @@ class ExplorerData:
     outputs: pd.DataFrame
     config: dict
     study: Study
-    methods: tuple[str, ...]
+    catalog: dict[str, Method]     # the run's methods by label (see run_methods)
     run_dir: Path | None = None
     split: str = "test"
     seed: int = 0
@@ -381,17 +414,26 @@ class ExplorerData:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, split: str = "test", seed: int | None = None) -> "ExplorerData":
+    def from_run(cls, run_dir: str | Path, *, split: str = "test", seed: int | None = None) -> ExplorerData:
         outputs, config = load_run(run_dir)
         seeds = sorted(int(s) for s in outputs["seed"].unique())
         seed = seeds[0] if seed is None else seed
         if seed not in seeds:
             raise ValueError(f"{run_dir} has seeds {seeds}, not {seed}")
-        methods = available_methods(outputs, config)
-        if not methods:
+        catalog = run_methods(outputs, config)
+        if not catalog:
             raise ValueError(f"{run_dir} holds no early-exit model or cascade (was it run with --complete-only?); "
                              f"its models are {sorted(outputs['model'].unique())}")
-        return cls(outputs, config, study_of(config), methods, Path(run_dir), split, seed)
+        return cls(outputs, config, study_of(config), catalog, Path(run_dir), split, seed)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Labels of the run's methods, early-exit models first."""
+        return tuple(self.catalog)
+
+    def method(self, method: str | Sequence[str] | Method) -> Method:
+        """A label of this run (its members as the run named them), else :func:`resolve_method`."""
+        return self.catalog[method] if isinstance(method, str) and method in self.catalog else resolve_method(method)
 
     @property
     def texts(self) -> pd.Series | None:
@@ -408,17 +450,17 @@ class ExplorerData:
         key = ("view", method.members)
         if key not in self._cache:
             view = view_of(self.outputs, method, split=self.split, seed=self.seed)
-            self._cache[key] = (view, _tokens(self.outputs, method.members[0], self.split, self.seed,
-                                              view.example_ids))
+            self._cache[key] = (view, _member_tokens(self.outputs, method, self.split, self.seed,
+                                                     view.example_ids))
         return self._cache[key]
 
     def grid(self, method: str | Sequence[str], policy: str) -> np.ndarray:
         """The parameter grid of :func:`parameter_grid` for this method and rule."""
-        return parameter_grid(self._view(resolve_method(method))[0], policy)
+        return parameter_grid(self._view(self.method(method))[0], policy)
 
     def curve(self, method: str | Sequence[str], policy: str) -> pd.DataFrame:
         """:func:`explorer_curve` of this run's split and seed (cached)."""
-        m = resolve_method(method)
+        m = self.method(method)
         key = ("curve", m.members, policy)
         if key not in self._cache:
             self._cache[key] = curve_from_view(self._view(m)[0], study=self.study, method=m, policy=policy)
@@ -430,14 +472,14 @@ class ExplorerData:
 
     def state(self, method: str | Sequence[str], policy: str, param) -> ExplorerState:
         """:func:`explorer_state` of this run's split and seed."""
-        m = resolve_method(method)
+        m = self.method(method)
         view, tokens = self._view(m)
         return state_from_view(view, study=self.study, method=m, policy=policy, param=param, texts=self.texts,
                                tokens=tokens, split=self.split, seed=self.seed)
 
     def operating_param(self, method: str | Sequence[str], policy: str, target: float = 3.0) -> float:
         """:func:`operating_param` (chosen on tune for `target`) for this run's seed (cached)."""
-        m = resolve_method(method)
+        m = self.method(method)
         key = ("param", m.members, policy, target)
         if key not in self._cache:
             self._cache[key] = operating_param(self.outputs, study=self.study, method=m, policy=policy,
@@ -491,7 +533,7 @@ def static_explorer_figure(run: str | Path | ExplorerData, *, method: str | Sequ
     import matplotlib.pyplot as plt
 
     data = run if isinstance(run, ExplorerData) else load_explorer_data(run, split=split, seed=seed)
-    policy = policy or resolve_method(method).rules[0]
+    policy = policy or data.method(method).rules[0]
     param = data.operating_param(method, policy, target) if param is None else param
     fig = plt.figure(figsize=(15, 4.2), layout="constrained")
     return explorer_figure(data.state(method, policy, param), data.curve(method, policy), fig=fig)
@@ -524,7 +566,7 @@ class ExplorerUI:
         self.data, self.target, self.rows = data, target, rows
         method = method or data.methods[0]
         self.method = widgets.Dropdown(options=list(data.methods), value=method, description="method")
-        self.policy = widgets.Dropdown(options=list(resolve_method(method).rules), description="exit rule")
+        self.policy = widgets.Dropdown(options=list(data.method(method).rules), description="exit rule")
         self.param = widgets.SelectionSlider(options=[("0", 0.0)], description="threshold", continuous_update=False,
                                              layout=widgets.Layout(width="520px"))
         self.only_wrong = widgets.Checkbox(value=False, description="only wrong early exits")
@@ -549,7 +591,7 @@ class ExplorerUI:
 
     # choices -------------------------------------------------------------------------------------
     def _set_rules(self, policy: str | None = None) -> None:
-        rules = list(resolve_method(self.method.value).rules)
+        rules = list(self.data.method(self.method.value).rules)
         self.policy.options = rules
         self.policy.value = policy if policy in rules else rules[0]
         self._set_grid()

@@ -1,0 +1,102 @@
+# ---
+# jupyter:
+#   execution:
+#     timeout: 7200
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: execution
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Are shallow representations enough?
+#
+# The paper's first reason why early exit fails at high speed-ups: the layers an early exit stops at were
+# never trained to be the last ones. DeeBERT fine-tunes the whole backbone for its *final* classifier and
+# then bolts an off-ramp onto each frozen layer. On the MNLI instances DeeBERT lets out at layer 2, its
+# off-ramp is about 43% accurate, while a **complete** 2-layer model (the same two layers, fine-tuned to
+# be the whole model) is about 80% accurate on exactly those instances. So the question is not whether
+# two layers *can* solve these inputs, but whether an off-ramp on layers tuned for something else does.
+#
+# This notebook asks it on one run: for the inputs DeeBERT exits at layer k (its threshold chosen on the
+# tune split for the study's `sufficiency_target` speed-up), how accurate is its off-ramp, a complete
+# k-layer model, and a probe (a head on the frozen *pre-trained* layer k, never fine-tuned)?
+
+# %% tags=["parameters"]
+import os
+
+PRESET = os.environ.get("WORKBENCH_PRESET", "quick")  # smoke (minutes, tiny random BERT) | quick | full
+TASK = "rt"        # the built-in Rotten Tomatoes task, or a GLUE task name with GLUE_DIR
+GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.tsv), for GLUE tasks
+RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
+
+# %%
+import sys
+from pathlib import Path
+
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "workbench").is_dir())  # the repository
+sys.path.insert(0, str(ROOT))
+import workbench as wb
+
+RUN_DIR = ROOT / (RUN_DIR or f"runs/{TASK}-{PRESET}")
+task = wb.TaskOptions(name=TASK, glue_dir=GLUE_DIR and str(ROOT / GLUE_DIR), data_dir=str(ROOT / "data"))
+wb.reproduce(wb.RunConfig.from_preset(PRESET, task=task, out=str(RUN_DIR)));
+
+# %%
+from workbench import plots
+
+outputs, config = wb.load_run(RUN_DIR)
+tables = wb.load_tables(RUN_DIR)
+config["run"]["sufficiency_target"], config["run"]["backbone"], config["full_layers"]
+
+# %% [markdown]
+# ## Same inputs, three classifiers
+#
+# One row per exit layer k that has a complete k-layer model and at least 20 exiting test inputs (seeds
+# pooled). `acc_internal` is DeeBERT's off-ramp, `acc_complete` the complete k-layer model, `acc_probe`
+# the probe, all on the inputs DeeBERT exits at k. `diff` is complete minus off-ramp in points, with a
+# paired bootstrap 95% interval (`ci_low`, `ci_high`); the verdict says whether the complete model is
+# `better`, `worse` or `indistinguishable`. `params` is the entropy threshold used. The paper's finding
+# would show as a positive `diff` whose interval excludes 0 at the shallow layers.
+
+# %%
+tables["sufficiency"].round(2)
+
+# %%
+plots.sufficiency_bars(tables["sufficiency"]);
+
+# %% [markdown]
+# ## Every layer, every input: probes, off-ramps and PABEE's exits
+#
+# The table above looks only at the inputs DeeBERT chose to let out. Over the whole test split, how
+# accurate is the classifier at each layer of
+#
+# - `probe`: frozen pre-trained backbone, a head per layer (what the layers know before any fine-tuning);
+# - `deebert`: the backbone fine-tuned for the last layer, off-ramps trained afterwards on frozen states;
+# - `pabee`: backbone and every layer's classifier trained jointly (loss weighted toward deeper layers);
+# - `complete-kL`: a complete model of depth k, a single point at layer k?
+#
+# If shallow representations of a fine-tuned backbone were enough, the `deebert` curve would sit near the
+# complete models at the same depth. A gap between them at shallow layers is the cost of exiting from
+# layers that were tuned for a deeper head. Numbers are means over seeds.
+
+# %%
+models = ["probe", "deebert", "pabee", *tables["complete_models"]["model"]]
+per_layer = tables["dis"].query("model in @models")[["model", "layer", "accuracy"]]
+per_layer.pivot(index="layer", columns="model", values="accuracy").round(1)
+
+# %%
+plots.speed_accuracy(per_layer.rename(columns={"model": "method", "accuracy": "metric"}), x="layer");
+
+# %% [markdown]
+# Things to check before reading too much into these numbers: `n` in the sufficiency table (few inputs
+# give wide intervals), how many seeds were pooled (`seeds`), and whether the complete model is better
+# everywhere (then the exited inputs are not special) or specifically on the inputs DeeBERT exits early.
