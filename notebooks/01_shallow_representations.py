@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 import workbench as wb
 
 RUN_DIR = ROOT / (RUN_DIR or f"runs/{TASK}-{PRESET}")
-task = wb.TaskOptions(name=TASK, glue_dir=GLUE_DIR and str(ROOT / GLUE_DIR), data_dir=str(ROOT / "data"))
+task = wb.TaskOptions(name=TASK, glue_dir=GLUE_DIR and str((ROOT / GLUE_DIR).resolve()), data_dir=str(ROOT / "data"))
 wb.reproduce(wb.RunConfig.from_preset(PRESET, task=task, out=str(RUN_DIR)));
 
 # %%

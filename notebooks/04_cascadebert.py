@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 import workbench as wb
 
 RUN_DIR = ROOT / (RUN_DIR or f"runs/{TASK}-{PRESET}")
-task = wb.TaskOptions(name=TASK, glue_dir=GLUE_DIR and str(ROOT / GLUE_DIR), data_dir=str(ROOT / "data"))
+task = wb.TaskOptions(name=TASK, glue_dir=GLUE_DIR and str((ROOT / GLUE_DIR).resolve()), data_dir=str(ROOT / "data"))
 wb.reproduce(wb.RunConfig.from_preset(PRESET, task=task, out=str(RUN_DIR)));
 
 # %%
@@ -86,8 +86,8 @@ main.pivot_table(index="method", columns="target_speedup", values="metric").roun
 # method with DeeBERT at the same target (paired bootstrap over test inputs, 95%): `better` or `worse`
 # only when the interval excludes 0. `unreachable` marks a method that cannot reach a target at all
 # (PABEE's integer patience is coarse; a cascade cannot go faster than its first member alone).
-# `random escalation`, `oracle cascade` and `oracle ceiling` are reference lines for the first cascade's
-# two members, not methods.
+# `random escalation <pair>`, `oracle cascade <pair>` and `oracle ceiling <pair>` are reference lines for
+# each two-member cascade (accuracy), not methods.
 
 # %%
 columns = ["target_speedup", "method", "thresholds", "metric", "metric_sd", "speedup_layers", "speedup_flops",
@@ -110,16 +110,16 @@ tables["gap_closed"].round(3)
 # %% [markdown]
 # ## Speed against accuracy, with oracle and random lines
 #
-# Curves over each method's whole parameter range (test split, seed `SEED`): DeeBERT, PABEE and the first
-# cascade with and without the regularizer. Dashed lines are the references of the main table at the
-# targets (mean over seeds): random escalation, the budgeted oracle cascade and the oracle ceiling. A
-# cascade curve near the random line has an uninformative small member; near the oracle, a well-ranked one.
+# Curves over each method's whole parameter range (test split, mean over seeds): DeeBERT, PABEE, the
+# two-member cascades with and without the regularizer and the complete models. Reference lines: the oracle
+# exit, random exit, and the random and budgeted-oracle escalation of the first cascade. A cascade curve
+# near the random line has an uninformative small member; near the oracle, a well-ranked one.
 
 # %%
-cascades = [m for m in data.methods if m.startswith("cascade")][:2]  # the first cascade, plain and +DA
-curves = data.curves([("deebert", "entropy"), ("pabee", "patience"), *[(m, "maxprob") for m in cascades]])
-references = main.query("method in ['random escalation', 'oracle cascade', 'oracle ceiling']")
-plots.speed_accuracy(curves, references=references[["method", "speedup_layers", "metric"]], metric_name=METRIC);
+from workbench.study import speed_accuracy_curves, speed_accuracy_references
+
+plots.speed_accuracy(speed_accuracy_curves(tables), references=speed_accuracy_references(tables),
+                     metric_name=METRIC);
 
 # %% [markdown]
 # ## Does the simulation match real routed inference?

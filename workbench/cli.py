@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .config import PRESETS, get_preset, override
 from .data import DataError
@@ -67,12 +68,17 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", help="where trained models are cached (default: <out>/cache)")
 
 
+def _abs(path: str | None) -> str | None:
+    """Absolute paths in saved configs, so a run folder can be reopened from anywhere (e.g. notebooks/)."""
+    return str(Path(path).resolve()) if path else None
+
+
 def _task_options(a: argparse.Namespace) -> TaskOptions:
     name = a.task if not (a.train_file and a.task == "rt") else "custom"
-    return TaskOptions(name=name, glue_dir=a.glue_dir, data_dir=a.data_dir, split_seed=a.split_seed,
-                       tune_from=a.tune_from, source=a.source, train_file=a.train_file, tune_file=a.tune_file,
-                       test_file=a.test_file, text_col=a.text_col, text_b_col=a.text_b_col, label_col=a.label_col,
-                       metric=a.metric)
+    return TaskOptions(name=name, glue_dir=_abs(a.glue_dir), data_dir=_abs(a.data_dir), split_seed=a.split_seed,
+                       tune_from=a.tune_from, source=a.source, train_file=_abs(a.train_file),
+                       tune_file=_abs(a.tune_file), test_file=_abs(a.test_file), text_col=a.text_col,
+                       text_b_col=a.text_b_col, label_col=a.label_col, metric=a.metric)
 
 
 def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
@@ -80,7 +86,8 @@ def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
     train = override(preset.train, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, max_length=a.max_length,
                      train_limit=a.train_limit)
     return RunConfig.from_preset(a.preset, task=_task_options(a), backbone=a.model, pooling=a.pooling,
-                                 depths=depths, seeds=seeds, train=train, out=a.out, cache_dir=a.cache_dir, **study)
+                                 depths=depths, seeds=seeds, train=train, out=_abs(a.out), cache_dir=_abs(a.cache_dir),
+                                 **study)
 
 
 def cmd_tasks(a: argparse.Namespace) -> None:

@@ -11,15 +11,12 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .store import environment, write_json  # noqa: E402
+from .store import environment, write_json
 
 PALETTE = "colorblind"
 METHOD_ORDER = ("complete", "deebert", "pabee", "probe", "cascade", "cascade+da", "oracle", "random")
@@ -38,7 +35,7 @@ def _axes(ax, figsize=(6, 4)):
 
 
 def speed_accuracy(curves: pd.DataFrame, *, ax=None, x: str = "speedup_layers", metric_name: str = "accuracy",
-                   references: pd.DataFrame | None = None):
+                   references: pd.DataFrame | None = None, legend_outside: bool = True):
     """Speed-accuracy curves: one line per `method` of `curves` (columns method, `x`, metric); dashed
     reference lines (random, oracle) from `references` with the same columns."""
     ax = _axes(ax, figsize=(9, 4.5))
@@ -59,7 +56,10 @@ def speed_accuracy(curves: pd.DataFrame, *, ax=None, x: str = "speedup_layers", 
              "speedup_flops": "speed-up (full FLOPs / mean FLOPs executed)"}.get(x, x)
     ax.set_xlabel(label)
     ax.set_ylabel(f"{metric_name} (%)")
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if legend_outside:
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        ax.legend(fontsize="small")
     return ax
 
 

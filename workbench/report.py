@@ -312,15 +312,22 @@ def mean_over_seeds(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return means.join(sds).reset_index().assign(seeds=grouped.size().to_numpy())
 
 
-def gap_closed_table(main: pd.DataFrame) -> pd.DataFrame:
-    """Share of the random-to-oracle gap closed by each cascade (accuracy metric only)."""
+def gap_closed_table(answers: list[Answers], references: pd.DataFrame, pairs: dict[str, str]) -> pd.DataFrame:
+    """Share of the random-to-oracle escalation gap that each two-member cascade closes, per target (mean
+    and sd over seeds). Accuracy, like the reference lines, whatever the task metric. `references` has
+    one row per (pair, target_speedup, seed) with columns random and oracle; `pairs` maps cascade method
+    names to their pair, e.g. 'cascade+DA 1L>6L' -> '1L>6L'."""
+    if references.empty:
+        return pd.DataFrame()
+    refs = references.set_index(["pair", "target_speedup", "seed"])
     rows = []
-    for target, group in main.groupby("target_speedup"):
-        refs = group.set_index("method")["metric"]
-        if not {"random escalation", "oracle cascade"} <= set(refs.index):
+    for a in answers:
+        key = (pairs.get(a.method), a.target, a.seed)
+        if key[0] is None or key not in refs.index:
             continue
-        for method, value in refs.items():
-            if method.startswith("cascade"):
-                rows.append({"target_speedup": target, "method": method, "metric": value,
-                             "gap_closed": gap_closed(value, refs["random escalation"], refs["oracle cascade"])})
-    return pd.DataFrame(rows)
+        accuracy = 100 * float(np.mean(a.correct))
+        rows.append({"method": a.method, "pair": key[0], "target_speedup": a.target, "seed": a.seed,
+                     "accuracy": accuracy, "random_escalation": refs.loc[key, "random"],
+                     "oracle_cascade": refs.loc[key, "oracle"],
+                     "gap_closed": gap_closed(accuracy, refs.loc[key, "random"], refs.loc[key, "oracle"])})
+    return mean_over_seeds(pd.DataFrame(rows), ["method", "pair", "target_speedup"]) if rows else pd.DataFrame()

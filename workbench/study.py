@@ -105,7 +105,7 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
 
     def shapes(depths):
         return [small_shape] * (len(depths) - 1) + [study.shape]
-    answers, references, sweeps = [], {}, []
+    answers, references, reference_rows, sweeps = [], {}, [], []
     for seed in config.seeds:
         for target in config.targets:
             exits = [m for m in ("deebert", "deebert-da", "pabee") if (outputs["model"] == m).any()]
@@ -120,13 +120,16 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
                                             shapes=shapes(depths))
                     if found is not None:
                         answers.append(found)
-            try:
-                refs = cascade_references(outputs, study, names(cascades[0])[0], names(cascades[0])[-1], target, seed)
-            except ValueError:  # the target exceeds this cascade's ceiling
-                continue
-            for name, key in (("random escalation", "random"), ("oracle cascade", "oracle"),
-                              ("oracle ceiling", "ceiling")):
-                references.setdefault((name, target), []).append(refs[key])
+            for depths in (d for d in cascades if len(d) == 2):  # the reference lines are for two members
+                pair = ">".join(f"{d}L" for d in depths)
+                try:
+                    refs = cascade_references(outputs, study, names(depths)[0], names(depths)[-1], target, seed)
+                except ValueError:  # the target exceeds this pair's ceiling
+                    continue
+                reference_rows.append({"pair": pair, "target_speedup": target, "seed": seed, **refs})
+                for name, key in (("random escalation", "random"), ("oracle cascade", "oracle"),
+                                  ("oracle ceiling", "ceiling")):
+                    references.setdefault((f"{name} {pair}", target), []).append(refs[key])
         for depths in cascades:
             if len(depths) != 2:
                 continue
@@ -143,7 +146,9 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
                    for method in methods for target in config.targets
                    if not ((main["method"] == method) & (main["target_speedup"] == target)).any()]
     tables["main"] = pd.concat([main, pd.DataFrame(unreachable)], ignore_index=True) if unreachable else main
-    tables["gap_closed"] = gap_closed_table(main)
+    tables["gap_closed"] = gap_closed_table(answers, pd.DataFrame(reference_rows),
+                                            {cascade_label(d, regularized=r): ">".join(f"{k}L" for k in d)
+                                             for d in cascades if len(d) == 2 for r in (False, True)})
     tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
     return tables
 
@@ -279,8 +284,8 @@ def load_run(folder: str | Path) -> tuple[pd.DataFrame, dict]:
 
 def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
     """Every table of a run folder by name."""
-    return {p.stem: pd.read_csv(p) for p in sorted((Path(folder) / "tables").glob("*.csv"))
-            if p.stat().st_size > 1}
+    return {p.stem: pd.read_csv(p) if p.stat().st_size > 1 else pd.DataFrame()
+            for p in sorted((Path(folder) / "tables").glob("*.csv"))}
 
 
 def write_figures(run: str | Path, out: str | Path) -> list[Path]:
@@ -291,13 +296,12 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     use_style()
     written, metric = [], config["task"].get("metric", "accuracy")
     settings = {"run": str(run), "task": config["task"]["name"]}
-    if "early_exit" in tables:
-        curves = _mean_curves(tables)
-        refs = tables.get("exit_references")
-        ax = speed_accuracy(curves, metric_name=metric, references=_reference_lines(refs, tables.get("main")))
+    if len(tables.get("early_exit", ())):
+        ax = speed_accuracy(speed_accuracy_curves(tables), metric_name=metric,
+                            references=speed_accuracy_references(tables))
         ax.set_title(f"{config['task']['name']}: speed vs {metric} (test split, mean over seeds)")
         written += save_figure(ax, out / "speed_accuracy", config=settings)
-    if "sufficiency" in tables and len(tables["sufficiency"]):
+    if len(tables.get("sufficiency", ())):
         ax = sufficiency_bars(tables["sufficiency"])
         ax.set_title("instances DeeBERT exits at layer k: off-ramp vs complete k-layer model")
         written += save_figure(ax, out / "sufficiency", config=settings)
@@ -309,7 +313,9 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     return written
 
 
-def _mean_curves(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def speed_accuracy_curves(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The curves of the speed-accuracy figure (method, speedup_layers, metric), averaged over seeds: each
+    baseline's own exit rule over its grid, the two-member cascades over a threshold grid, the complete models."""
     sweeps = tables["early_exit"]
     own = sweeps[(sweeps["method"].isin(["deebert", "deebert-da"]) & (sweeps["policy"] == "entropy")) |
                  ((sweeps["method"] == "pabee") & (sweeps["policy"] == "patience"))]
@@ -324,7 +330,10 @@ def _mean_curves(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[["method", "speedup_layers", "metric"]]
 
 
-def _reference_lines(refs: pd.DataFrame | None, main: pd.DataFrame | None) -> pd.DataFrame | None:
+def speed_accuracy_references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """The reference lines of the speed-accuracy figure: oracle exit, random exit, and the random and oracle
+    escalation of the first two-member cascade, averaged over seeds."""
+    refs, main = tables.get("exit_references"), tables.get("main")
     parts = []
     if refs is not None:  # oracle exit: one point per seed, averaged; random exit: a line on a fixed grid
         parts.append(refs.groupby(["method", refs["speedup_layers"].round(6)])["metric"].mean().reset_index())
@@ -333,8 +342,10 @@ def _reference_lines(refs: pd.DataFrame | None, main: pd.DataFrame | None) -> pd
             parts[-1] = pd.concat([parts[-1][parts[-1]["method"] != "oracle exit"],
                                    oracle[["speedup_layers", "metric"]].mean().to_frame().T.assign(method="oracle exit")])
     if main is not None:
-        keep = main[main["method"].isin(["random escalation", "oracle cascade"])]
-        parts.append(keep[["method", "speedup_layers", "metric"]])
+        lines = main[main["method"].str.startswith(("random escalation ", "oracle cascade "))]
+        if len(lines):
+            first = lines["method"].iloc[0].rsplit(" ", 1)[1]  # the first pair, e.g. 1L>6L
+            parts.append(lines[lines["method"].str.endswith(" " + first)][["method", "speedup_layers", "metric"]])
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
