@@ -45,16 +45,12 @@ ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "workbench").is
 sys.path.insert(0, str(ROOT))
 import workbench as wb
 
-RUN_DIR = ROOT / (RUN_DIR or f"runs/{TASK}-{PRESET}")
-task = wb.TaskOptions(name=TASK, glue_dir=GLUE_DIR and str((ROOT / GLUE_DIR).resolve()), data_dir=str(ROOT / "data"))
-wb.reproduce(wb.RunConfig.from_preset(PRESET, task=task, out=str(RUN_DIR)));
+RUN_DIR, outputs, config, tables = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR, root=ROOT)
 
 # %%
 from workbench import plots
 from workbench.explorer import load_explorer_data
 
-outputs, config = wb.load_run(RUN_DIR)
-tables = wb.load_tables(RUN_DIR)
 SEED, METRIC = config["run"]["seeds"][0], config["task"]["metric"]
 data = load_explorer_data(RUN_DIR, seed=SEED)
 

@@ -273,6 +273,20 @@ def _print_summary(task, config: RunConfig, tables: dict[str, pd.DataFrame]) -> 
     print(f"\nwrote {config.out}/outputs.parquet, tables/, figures/, config.json")
 
 
+def open_run(task: str, preset: str, *, glue_dir: str | None = None, run_dir: str | None = None,
+             root: str | Path = ".") -> tuple[Path, pd.DataFrame, dict, dict[str, pd.DataFrame]]:
+    """What a notebook needs: run (or reuse) the main job of `task` on `preset` under the repository `root`
+    (run folder `runs/<task>-<preset>` unless `run_dir`), then its folder, outputs, config and tables."""
+    from .pipeline import TaskOptions
+    root = Path(root).resolve()
+    folder = root / (run_dir or f"runs/{task}-{preset}")
+    options = TaskOptions(name=task, glue_dir=str((root / glue_dir).resolve()) if glue_dir else None,
+                          data_dir=str(root / "data"))
+    reproduce(RunConfig.from_preset(preset, task=options, out=str(folder)))
+    outputs, config = load_run(folder)
+    return folder, outputs, config, load_tables(folder)
+
+
 def load_run(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     """The outputs table and config.json of a finished run folder."""
     folder = Path(folder)
