@@ -83,3 +83,20 @@ def test_limit_rows_is_a_seeded_subset(toy_task):
     assert len(sub) == 50 and sub["example_id"].is_unique
     assert sub["example_id"].tolist() == limit_rows(train, 50)["example_id"].tolist()
     assert limit_rows(train, None) is train
+
+
+def test_heads_get_their_own_learning_rate():
+    from dataclasses import replace
+    from workbench.earlyexit import MultiExitModel, MultiExitSpec
+    from workbench.training import _optimizer
+    model = CompleteModel.build(SPEC)
+    groups = _optimizer(model, replace(CONFIG, lr=1e-5, head_lr=1e-3)).param_groups
+    by_lr = {}
+    for g in groups:
+        by_lr[g["base_lr"]] = by_lr.get(g["base_lr"], 0) + sum(p.numel() for p in g["params"])
+    head = sum(p.numel() for p in model.head.parameters())
+    assert by_lr == {1e-5: sum(p.numel() for p in model.encoder.parameters()), 1e-3: head}
+    assert {g["base_lr"] for g in _optimizer(model, CONFIG).param_groups} == {CONFIG.lr}
+    pabee = MultiExitModel.build_pabee(MultiExitSpec(kind="pabee", backbone="tiny-random-bert", num_layers=2))
+    shared = [g for g in _optimizer(pabee, replace(CONFIG, head_lr=1e-3)).param_groups if g["base_lr"] == 1e-3]
+    assert sum(p.numel() for g in shared for p in g["params"]) == sum(p.numel() for p in pabee.heads.parameters())

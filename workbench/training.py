@@ -152,7 +152,7 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
                 continue  # resuming: these steps are already in the checkpoint
             model.train()
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * lr_factor(step, total, warmup)
+                group["lr"] = group["base_lr"] * lr_factor(step, total, warmup)
             loss = loss_fn(model, collate(enc_train, idx), labels[idx], idx)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -178,11 +178,17 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    decay, no_decay = [], []
+    """AdamW with four groups: pre-trained encoder vs freshly initialised heads (peak lr `lr` vs `head_lr`),
+    each with weight decay except on biases and LayerNorm weights. `base_lr` is each group's peak."""
+    groups = {}
     for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 else decay).append(param)  # biases and LayerNorm weights
-    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        head = not name.startswith("encoder.")
+        decay = param.ndim >= 2  # not biases and LayerNorm weights
+        groups.setdefault((head, decay), []).append(param)
+    head_lr = config.head_lr if config.head_lr is not None else config.lr
+    return torch.optim.AdamW([{"params": params, "weight_decay": config.weight_decay if decay else 0.0,
+                               "base_lr": head_lr if head else config.lr, "lr": head_lr if head else config.lr}
+                              for (head, decay), params in sorted(groups.items())], lr=config.lr)
 
 
 def _evaluate(model, tokenizer, enc_tune, tune, task, config, epoch, state, folder) -> None:
