@@ -66,7 +66,7 @@ def speed_accuracy(curves: pd.DataFrame, *, ax=None, x: str = "speedup_layers", 
 def sufficiency_bars(table: pd.DataFrame, *, ax=None):
     """Accuracy of the internal classifier vs the complete k-layer model on the instances the internal
     classifier exits at layer k (columns layer, n, acc_internal, acc_complete, ci_low, ci_high)."""
-    ax = _axes(ax)
+    ax = _axes(ax, figsize=(7, 4.5))
     x = np.arange(len(table))
     width = 0.38
     colors = sns.color_palette(PALETTE)
@@ -75,10 +75,10 @@ def sufficiency_bars(table: pd.DataFrame, *, ax=None):
     if {"ci_low", "ci_high"} <= set(table.columns):
         diff = table["acc_complete"] - table["acc_internal"]
         for rect, low, high, d in zip(bars, table["ci_low"], table["ci_high"], diff):
-            ax.annotate(f"{-d:+.1f} [{-high:+.1f}, {-low:+.1f}]", (rect.get_x() + rect.get_width() / 2,
+            ax.annotate(f"off-ramp {-d:+.1f} [{-high:+.1f}, {-low:+.1f}]", (rect.get_x() + rect.get_width() / 2,
                         rect.get_height()), ha="center", va="bottom", fontsize="x-small")
     ax.set_xticks(x, [f"layer {int(k)}\n(n={int(n)})" for k, n in zip(table["layer"], table["n"])])
-    ax.set_ylabel("accuracy on the instances exited at layer k (%)")
+    ax.set_ylabel("accuracy on those instances (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize="small", loc="lower right")
     return ax

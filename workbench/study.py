@@ -317,7 +317,7 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
         written += save_figure(ax, out / "speed_accuracy", config=settings)
     if len(tables.get("sufficiency", ())):
         ax = sufficiency_bars(tables["sufficiency"])
-        ax.set_title("instances DeeBERT exits at layer k: off-ramp vs complete k-layer model")
+        ax.set_title("instances DeeBERT exits at layer k")
         written += save_figure(ax, out / "sufficiency", config=settings)
     if "dis" in tables:
         ax = dis_heatmap(tables["dis"])
@@ -374,11 +374,16 @@ def _reliability_figure(tables: dict[str, pd.DataFrame], stem: Path, settings: d
     labels = {"complete-{k}L": "complete {k}L", "complete-{k}L-da": "complete {k}L + DA", "deebert": "DeeBERT exit {k}",
               "deebert-da": "DeeBERT + DA exit {k}", "pabee": "PABEE exit {k}", "probe": "probe (pre-trained) {k}"}
     panels = list(dict.fromkeys(bins["model"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for ax, model in zip(axes[0], panels):
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, panels):
         table = bins[bins["model"] == model]
         k = int(table["layer"].iloc[0])
         label = next(v for key, v in labels.items() if key.format(k=k) == model).format(k=k)
         reliability_diagram(table.drop(columns=["model", "layer"]), ax=ax, label=label)
-        ax.set_title(label)
+        ax.set_title(f"{label} (test, seeds pooled)", fontsize="medium")
+        ax.legend(fontsize="x-small", loc="upper left")
     return save_figure(fig, stem, config={**settings, "panels": panels})
