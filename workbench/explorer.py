@@ -33,10 +33,9 @@ from .cost import EncoderShape, complete_flops, exit_flops
 from .exits import ExitOutputs, apply_policy, choose_for_speedup, default_grid, evaluate_decision, sweep
 from .pipeline import RunConfig, TaskOptions
 from .plots import exit_histogram, speed_accuracy, use_style
-from .report import Study
+from .report import EXIT_POLICIES, Study
 from .study import cascade_label, load_run, member_names
 
-EXIT_RULES = {"deebert": ("entropy", "maxprob"), "pabee": ("patience", "maxprob")}  # by model family
 CASCADE_RULES = ("maxprob",)
 EXAMPLE_COLUMNS = ("example_id", "text", "label", "pred", "exit_layer", "layers_executed", "confidence", "correct",
                    "early")
@@ -62,11 +61,12 @@ class Method:
         """The exit rules this method can use, its own first."""
         if self.is_cascade:
             return CASCADE_RULES
-        family = self.members[0].split("-")[0]
-        if family not in EXIT_RULES:
+        family = self.members[0].split("-")[0]  # the study's own exit rules, by model or by family
+        rules = EXIT_POLICIES.get(self.members[0]) or EXIT_POLICIES.get(family)
+        if rules is None:
             raise ValueError(f"{self.members[0]!r} is not an early-exit model; expected one of "
-                             f"{sorted(EXIT_RULES)} (or a '-' variant such as 'deebert-da'), or a cascade")
-        return EXIT_RULES[family]
+                             f"{sorted(EXIT_POLICIES)} (or a '-' variant of them), or a cascade")
+        return rules
 
 
 def resolve_method(method: str | Sequence[str] | Method) -> Method:
@@ -109,7 +109,7 @@ def run_methods(outputs: pd.DataFrame, config: dict) -> dict[str, Method]:
     (plain and with the difficulty-aware members) whose members are all in the outputs table. When the run's
     non-final members come from a separate small backbone ('small-<k>L'), they carry that backbone's sizes."""
     models = set(outputs["model"].unique())
-    found = {m: Method(m, (m,)) for m in sorted(models) if m.split("-")[0] in EXIT_RULES}
+    found = {m: Method(m, (m,)) for m in sorted(models) if m in EXIT_POLICIES or m.split("-")[0] in EXIT_POLICIES}
     cascades = config["run"].get("cascades")
     small = config["run"].get("small_backbone")
     run = RunConfig(cascades=tuple(tuple(c) for c in cascades) if cascades else None)
