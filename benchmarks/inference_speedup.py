@@ -5,14 +5,19 @@ run's cache; nothing is retrained), at the parameters chosen on the tune split f
 (`speedup_layers`), this runs on the test split, for real:
 
 - DeeBERT (entropy) and PABEE (patience) with the batched early-exit executor;
-- the plain and the difficulty-aware 1L -> L cascades with the routed executor;
+- the plain and the difficulty-aware 1L -> L cascades with the routed executor, as specified (each
+  batch's escalated rows run the next member at once) and, at batch 32, with `refill` (escalated
+  rows wait until a whole batch has gathered; same answers);
 - the complete L-layer model, the reference, with the same batches;
 
-at batch size 32 (all test examples) and 1 (the first `--batch1-examples` test examples), and prints
-one table: task metric (mean over seeds, from the run's main table), `speedup_layers` (of the
-examples timed), `speedup_flops` (of the simulation on the whole test split) and
-`speedup_wallclock` (full-model time / method time in this run), plus wall-clock / layers. At
-batch 32 it also checks that the executors answer exactly as the simulation did.
+at batch size 32 (all test examples) and 1 (the first `--batch1-examples` test examples). After one
+untimed warm-up pass, every method and the reference are timed `--repeats` times in interleaved
+order, so that a slow spell of the machine hits all of them alike; `speedup_wallclock` is the
+median reference time over the median method time, and `ratio_min` / `ratio_max` give the spread of
+the per-repeat ratios, both divided by `speedup_layers`. The table also has the task metric (mean
+over seeds, from the run's main table), `speedup_layers` (of the examples timed) and
+`speedup_flops` (of the simulation on the whole test split). At batch 32 it checks that the
+executors answer exactly as the simulation did.
 
     python benchmarks/inference_speedup.py --run runs/rt-quick --run runs/sst2-quick
 """
@@ -40,7 +45,7 @@ from workbench.study import cascade_label, load_run, load_tables, member_names  
 from workbench.training import limit_rows  # noqa: E402
 
 
-def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int) -> pd.DataFrame:
+def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeats: int) -> pd.DataFrame:
     outputs, saved = load_run(run)
     config = RunConfig.from_dict(saved["run"])
     task = config.task.load()
@@ -77,34 +82,46 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int) -> pd.
 
     rows = []
     for batch_size, enc in ((32, encoded), (1, encoded_small)):
-        reference = run_full(full, enc, batch_size=batch_size)
+        plans = [("full", None, lambda e=enc, b=batch_size: run_full(full, e, batch_size=b))]
         for target in targets:
-            plans = []
             for name, model in (("deebert", deebert), ("pabee", pabee)):
                 sim = early_exit_answers(outputs, study, name, target, seed)
                 if sim is not None:
                     policy = "entropy" if name == "deebert" else "patience"
-                    plans.append((name, sim, lambda m=model, p=policy, v=sim.values[0]:
-                                  run_early_exit(m, enc, policy=p, param=v, batch_size=batch_size)))
+                    plans.append((name, (target, sim), lambda m=model, p=policy, v=sim.values[0], e=enc, b=batch_size:
+                                  run_early_exit(m, e, policy=p, param=v, batch_size=b)))
             for label, (names, members, shapes, small_inputs) in cascades.items():
                 sim = cascade_answers(outputs, study, names, target, seed, name=label, shapes=shapes)
-                if sim is not None:
-                    plans.append((label, sim, lambda ms=members, v=sim.values, first=small_inputs[batch_size]:
-                                  run_cascade(ms, [first, enc], v, batch_size=batch_size)))
-            for method, sim, execute in plans:
-                real = execute()
-                picked = main[(main["method"] == method) & (main["target_speedup"] == target)]
-                speedup_layers = study.full_layers / real.layers_executed.mean()  # on the examples timed
-                wallclock = reference.seconds / real.seconds
-                position = order.get_indexer(sim.example_ids)
-                agrees = (batch_size == 32 and bool(np.array_equal(real.pred[position], sim.pred)))
-                rows.append({"task": task.spec.name, "method": method, "target": target, "batch": batch_size,
-                             "examples": len(real.pred), "metric": float(picked["metric"].iloc[0]) if len(picked)
-                             else np.nan, "speedup_layers": speedup_layers,
-                             "speedup_flops": sim.full_flops.mean() / sim.flops.mean(),
-                             "speedup_wallclock": wallclock, "wallclock_over_layers": wallclock / speedup_layers,
-                             "full_ms_per_example": 1000 * reference.seconds_per_example,
-                             "same_preds_as_simulation": agrees if batch_size == 32 else None})
+                if sim is None:
+                    continue
+                for refill in ((False, True) if batch_size > 1 else (False,)):
+                    plans.append((label + (" refill" if refill else ""), (target, sim),
+                                  lambda ms=members, v=sim.values, first=small_inputs[batch_size], e=enc, b=batch_size,
+                                  r=refill: run_cascade(ms, [first, e], v, batch_size=b, refill=r)))
+        plans[0][2]()  # warm-up: the first pass pays one-time costs (thread pool, allocator)
+        seconds = {i: [] for i in range(len(plans))}
+        results = {}
+        for _ in range(repeats):  # interleaved, so that slow spells of the machine hit every plan alike
+            for i, (_, _, execute) in enumerate(plans):
+                results[i] = execute()
+                seconds[i].append(results[i].seconds)
+        reference = np.array(seconds[0])
+        for i, (method, (target, sim), _) in list(enumerate(plans))[1:]:
+            real, spent = results[i], np.array(seconds[i])
+            picked = main[(main["method"] == method.removesuffix(" refill")) & (main["target_speedup"] == target)]
+            speedup_layers = study.full_layers / real.layers_executed.mean()  # on the examples timed
+            wallclock = np.median(reference) / np.median(spent)
+            paired = reference / spent  # the ratio within each repeat, for its spread
+            position = order.get_indexer(sim.example_ids)
+            agrees = bool(np.array_equal(real.pred[position], sim.pred)) if batch_size == 32 else None
+            rows.append({"task": task.spec.name, "method": method, "target": target, "batch": batch_size,
+                         "examples": len(real.pred), "metric": float(picked["metric"].iloc[0]) if len(picked)
+                         else np.nan, "speedup_layers": speedup_layers,
+                         "speedup_flops": sim.full_flops.mean() / sim.flops.mean(),
+                         "speedup_wallclock": wallclock, "wallclock_over_layers": wallclock / speedup_layers,
+                         "ratio_min": paired.min() / speedup_layers, "ratio_max": paired.max() / speedup_layers,
+                         "full_ms_per_example": 1000 * np.median(reference) / len(real.pred),
+                         "same_preds_as_simulation": agrees})
     return pd.DataFrame(rows)
 
 
@@ -115,14 +132,20 @@ def main() -> None:
     parser.add_argument("--batch1-examples", type=int, default=200, help="test examples timed at batch size 1")
     parser.add_argument("--seed", type=int, default=0, help="which seed's models to time")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes per method, interleaved; medians")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     targets = [float(t) for t in args.targets.split(",")]
-    table = pd.concat([benchmark_run(Path(r), targets=targets, batch1_examples=args.batch1_examples, seed=args.seed)
+    table = pd.concat([benchmark_run(Path(r), targets=targets, batch1_examples=args.batch1_examples, seed=args.seed,
+                                     repeats=args.repeats)
                        for r in args.run], ignore_index=True)
     print(f"inference on the test split, {args.threads} threads; speed-ups relative to the full model "
           f"in the same run")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    summary = table[table["batch"] == 32].pivot_table(index=["task", "method"], columns="target",
+                                                        values="wallclock_over_layers")
+    print("\nbatch 32, speedup_wallclock / speedup_layers (1.00 = the layer count's promise kept):")
+    print(summary.to_string(float_format=lambda v: f"{v:.2f}"))
 
 
 if __name__ == "__main__":

@@ -66,8 +66,8 @@ def test_executor_rejects_meaningless_parameters(pabee, toy_task):
         run_early_exit(pabee, encoded, policy="patience", param=4)
 
 
-@pytest.mark.parametrize("batch_size", [1, 32])
-def test_routed_cascade_equals_simulation(toy_task, batch_size):
+@pytest.mark.parametrize("batch_size, refill", [(1, False), (32, False), (5, True), (32, True)])
+def test_routed_cascade_equals_simulation(toy_task, batch_size, refill):
     tok = load_tokenizer("tiny-random-bert")
     split = toy_task.splits["test"]
     members = []
@@ -82,7 +82,7 @@ def test_routed_cascade_equals_simulation(toy_task, batch_size):
     t1 = _between(out.probs[:, 0].max(-1), [0.5])[0]
     t2 = _between(out.probs[:, 1].max(-1), [0.4])[0]
     for thresholds in ([t1, t2], [0.0, 0.0], [1.0, 1.0], [1.0, t2]):
-        real = run_cascade(members, [encoded] * 3, thresholds, batch_size=batch_size)
+        real = run_cascade(members, [encoded] * 3, thresholds, batch_size=batch_size, refill=refill)
         sim = route(out, thresholds)
         np.testing.assert_array_equal(real.exit_index, sim.member_index[order], err_msg=str(thresholds))
         np.testing.assert_array_equal(real.pred, sim.pred[order])

@@ -8,7 +8,10 @@ the real cost. They must return exactly the simulation's predictions and exits (
   on the rows still running, removes the rows that exit, and trims the padding to the longest
   remaining row before the next layer.
 - `run_cascade`: runs member 1 on the batch, gathers the rows that did not exit, re-pads them and
-  runs the next member on those only, then scatters the answers back in the original order.
+  runs the next member on those only, then scatters the answers back in the original order. With
+  `refill=True` the rows that escalate wait in a queue per member until a full batch has gathered
+  (the last, partial batches run at the end), as a throughput-oriented server would run it: later
+  members then see full batches instead of the few rows left in each, at the price of latency.
 - `run_full`: the full model on the same batches, the reference for `speedup_wallclock`.
 """
 from __future__ import annotations
@@ -95,10 +98,11 @@ def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_
 
 
 def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Sequence[float], *,
-                batch_size: int = 32) -> ExecutionResult:
+                batch_size: int = 32, refill: bool = False) -> ExecutionResult:
     """Routed cascade of complete models (smallest first): member i answers when its max probability >
     thresholds[i] (strict); only the rows that did not exit run the next member. `encoded[i]` is the
-    split tokenised for member i (members may use different tokenizers)."""
+    split tokenised for member i (members may use different tokenizers). `refill` queues the escalated
+    rows until `batch_size` of them have gathered for the next member (same answers, fuller batches)."""
     if len(thresholds) != len(members) - 1:
         raise ValueError(f"{len(members)} members need {len(members) - 1} thresholds, got {len(thresholds)}")
     if len(encoded) != len(members):
@@ -107,21 +111,36 @@ def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Seque
     depths = np.cumsum([m.spec.depth for m in members])
     member_index, pred = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     confidence = np.zeros(n, dtype=np.float64)
+
+    def answer(i: int, rows: np.ndarray) -> np.ndarray:
+        """Run member i on `rows`, batch by batch; record the rows that exit there and return the others."""
+        escalated = [np.zeros(0, dtype=np.int64)]
+        for chunk in (rows[k:k + batch_size] for k in range(0, len(rows), batch_size)):
+            probs = torch.softmax(members[i](**collate(encoded[i], chunk)).logits.double(), dim=-1)
+            top, arg = probs.max(dim=-1)
+            leave = (top > thresholds[i]).numpy() if i < len(thresholds) else np.ones(len(chunk), dtype=bool)
+            member_index[chunk[leave]], pred[chunk[leave]] = i, arg.numpy()[leave]
+            confidence[chunk[leave]] = top.numpy()[leave]
+            escalated.append(chunk[~leave])
+        return np.concatenate(escalated)
+
+    queues = [np.zeros(0, dtype=np.int64) for _ in members]  # refill: rows waiting for member i
     for m in members:
         m.eval()
     start = time.perf_counter()
     with torch.inference_mode():
         for idx in batch_indices(encoded[0].lengths, batch_size, shuffle=False):
-            rows = np.asarray(idx)
-            for i, member in enumerate(members):
-                probs = torch.softmax(member(**collate(encoded[i], rows)).logits.double(), dim=-1)
-                top, arg = probs.max(dim=-1)
-                leave = (top > thresholds[i]).numpy() if i < len(thresholds) else np.ones(len(rows), dtype=bool)
-                member_index[rows[leave]], pred[rows[leave]] = i, arg.numpy()[leave]
-                confidence[rows[leave]] = top.numpy()[leave]
-                rows = rows[~leave]
-                if not len(rows):
-                    break
+            rows = answer(0, np.asarray(idx, dtype=np.int64))
+            for i in range(1, len(members)):
+                if refill:  # run only whole batches now; the rest waits for the next rows
+                    queues[i] = np.concatenate([queues[i], rows])
+                    ready = len(queues[i]) - len(queues[i]) % batch_size
+                    rows, queues[i] = queues[i][:ready], queues[i][ready:]
+                rows = answer(i, rows)
+        for i in range(1, len(members)):  # refill: the partial batches left at the end, member by member
+            rest = answer(i, queues[i])
+            if i + 1 < len(members):
+                queues[i + 1] = np.concatenate([queues[i + 1], rest])
     seconds = time.perf_counter() - start
     return ExecutionResult(member_index, pred, confidence, depths[member_index], seconds)
 
