@@ -66,7 +66,7 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeat
     deebert = MultiExitModel.from_pretrained(deebert_model(task, config, seed, progress=False)[0] / "best")
     pabee = MultiExitModel.from_pretrained(pabee_model(task, config, seed, progress=False)[0] / "best")
     cascades = {}
-    depths = config.cascade_depths(layers)[0]  # the first cascade, 1L > L by default
+    depths = config.cascade_depths(layers)[0]  # the first cascade: 1L > L by default (2L > L from 12 layers)
     if len(depths) == 2:
         small = config.member_backbone(final=False)
         small_folder = complete_model(task, config, depths[0], seed, backbone=small, progress=False)[0]

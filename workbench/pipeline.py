@@ -74,7 +74,7 @@ class RunConfig:
     cache_dir: str | None = None     # default: <out>/cache
     study: bool = True               # also early exit, cascades, calibration (False: complete models only)
     targets: tuple[float, ...] = (2.0, 3.0, 4.0)     # target speed-ups (in layers) of the main table
-    cascades: tuple[tuple[int, ...], ...] | None = None  # member depths; None = (1, L), (2, L), (1, 2, L)
+    cascades: tuple[tuple[int, ...], ...] | None = None  # member depths; None = see cascade_depths
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     heads: HeadTrainConfig = field(default_factory=HeadTrainConfig)
     sufficiency_target: float = 3.0  # DeeBERT operating point whose exits the sufficiency analysis inspects
@@ -106,8 +106,12 @@ class RunConfig:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
 
     def cascade_depths(self, full_layers: int) -> tuple[tuple[int, ...], ...]:
-        """Member depths of every cascade, checked: increasing, ending at most at the full depth."""
-        cascades = self.cascades or ((1, full_layers), (2, full_layers), (1, 2, full_layers))
+        """Member depths of every cascade, checked: increasing, ending at most at the full depth.
+
+        Default: 1L>L, 2L>L and 1L>2L>L; from 12 layers on the paper's 2L>L comes first (the first
+        cascade is the one the executor check and the benchmark run)."""
+        L = full_layers
+        cascades = self.cascades or (((2, L), (1, L), (1, 2, L)) if L >= 12 else ((1, L), (2, L), (1, 2, L)))
         for members in cascades:
             if len(members) < 2 or list(members) != sorted(set(members)) or members[-1] > full_layers:
                 raise ValueError(f"cascade {members} must list at least two increasing depths <= {full_layers}")
