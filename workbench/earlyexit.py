@@ -26,12 +26,12 @@ import transformers
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoModel
 
 from .batching import Encoded, batch_indices, collate
 from .difficulty import DifficultyConfig, difficulty_aware_loss
 from .metrics import task_metric
-from .models import ClassifierHead, CompleteModel, backbone_layers, default_pooling, load_encoder, pool
+from .models import (ClassifierHead, CompleteModel, auto_encoder, backbone_layers, default_pooling, load_encoder,
+                     pool)
 from .store import fresh_tmp_dir, replace_dir, write_json
 
 KINDS = ("deebert", "pabee", "probe")
@@ -130,7 +130,7 @@ class MultiExitModel(nn.Module):
             raise FileNotFoundError(f"{folder} is not a multi-exit checkpoint (no heads.safetensors)")
         spec = MultiExitSpec(**json.loads((folder / "spec.json").read_text()))
         transformers.logging.set_verbosity_error()
-        encoder = AutoModel.from_pretrained(folder / "encoder", attn_implementation=spec.attn_implementation)
+        encoder = auto_encoder(folder / "encoder", attn_implementation=spec.attn_implementation)
         _drop_pooler(encoder)
         heads = [ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
                  for _ in range(spec.num_layers)]

@@ -152,13 +152,19 @@ def load_encoder(backbone: str, depth: int, *, dropout: float = 0.1, attn_implem
     total = backbone_layers(backbone)
     if depth > total:
         raise ValueError(f"depth {depth} exceeds the {total} layers of backbone {backbone!r}")
+    return auto_encoder(backbone_path(backbone), num_hidden_layers=depth, **kwargs)
+
+
+def auto_encoder(path: str | Path, **kwargs) -> nn.Module:
+    """`AutoModel.from_pretrained(path, **kwargs)`; sdpa attention is a speed preference, so architectures
+    without it (MPNet) load with eager attention instead."""
     try:
-        return AutoModel.from_pretrained(backbone_path(backbone), num_hidden_layers=depth, **kwargs)
-    except ValueError as err:  # sdpa is a speed preference: architectures without it (MPNet) run eager
-        if attn_implementation != "sdpa" or "does not support an attention implementation" not in str(err):
+        return AutoModel.from_pretrained(path, **kwargs)
+    except ValueError as err:
+        unsupported = "does not support an attention implementation" in str(err)
+        if kwargs.get("attn_implementation") != "sdpa" or not unsupported:
             raise
-        kwargs["attn_implementation"] = "eager"
-        return AutoModel.from_pretrained(backbone_path(backbone), num_hidden_layers=depth, **kwargs)
+        return AutoModel.from_pretrained(path, **{**kwargs, "attn_implementation": "eager"})
 
 
 def _set_dropout(model: nn.Module, p: float) -> None:
@@ -245,7 +251,7 @@ class CompleteModel(nn.Module):
                                     "pass a folder written by `train`")
         spec = ModelSpec(**json.loads((folder / "spec.json").read_text()))
         transformers.logging.set_verbosity_error()
-        encoder = AutoModel.from_pretrained(folder / "encoder", attn_implementation=spec.attn_implementation)
+        encoder = auto_encoder(folder / "encoder", attn_implementation=spec.attn_implementation)
         if hasattr(encoder, "pooler"):
             encoder.pooler = None
         head = ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
