@@ -1,6 +1,7 @@
 """The whole study on the smoke preset: every table, the executor check, figures from stored files."""
 import json
 
+import pandas as pd
 import pytest
 
 from workbench.cli import main
@@ -117,3 +118,22 @@ def test_default_cascades_follow_the_backbone_depth():
     assert config.cascade_depths(12)[0] == (2, 12)  # the paper's BERT-base cascade comes first
     with pytest.raises(ValueError, match="increasing depths <= 6"):
         RunConfig(cascades=((2, 1),)).cascade_depths(6)
+
+
+def test_summary_gathers_runs_into_the_papers_layout(run, tmp_path, capsys):
+    assert main(["summary", "--run", str(run), "--out", str(tmp_path / "sum")]) == 0
+    printed = capsys.readouterr().out
+    assert "| target_speedup | method | toy (accuracy) |" in printed
+    results = pd.read_csv(tmp_path / "sum" / "results.csv")
+    main_table = load_tables(run)["main"]
+    shown = main_table[~main_table["method"].str.startswith(("random", "oracle"))]
+    assert len(results) == len(shown[["target_speedup", "method"]].drop_duplicates())
+    row = shown[shown["verdict"] != "unreachable"].iloc[0]
+    cell = results[(results["method"] == row["method"]) & (results["target_speedup"] == row["target_speedup"])]
+    assert cell["toy (accuracy)"].iloc[0].startswith(f"{row['metric']:.2f} ± {row['metric_sd']:.2f} "
+                                                     f"({row['speedup_layers']:.2f}x)")
+    assert results["method"].iloc[0].startswith("static")
+    assert main(["summary", "--run", str(run), "--run", str(run), "--out", str(tmp_path / "x")]) == 2
+    assert "repeat a task" in capsys.readouterr().err
+    assert main(["summary", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "no main table" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 from .config import PRESETS, get_preset, override
 from .data import DataError
 from .pipeline import RunConfig, TaskOptions, predict_split
-from .study import reproduce, write_figures
+from .study import reproduce, summarize_runs, write_figures
 from .tasks import list_tasks
 
 
@@ -155,6 +155,13 @@ def cmd_figures(a: argparse.Namespace) -> None:
     print("\n".join(str(p) for p in paths if p.suffix == ".png"))
 
 
+def cmd_summary(a: argparse.Namespace) -> None:
+    """Gather the main tables of several runs (one per task) into one results table, the paper's layout."""
+    paths = summarize_runs(a.run, a.out)
+    print(paths["results"].read_text())
+    print(f"wrote {paths['results']} (.csv too) and {paths['main_all']} (.md too)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workbench",
                                      description="CascadeBERT workbench: early exit, cascades and calibration.")
@@ -208,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run folder written by `reproduce`")
     p.add_argument("--out", help="figure folder (default: <run>/figures)")
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("summary", help="one results table from the main tables of several runs",
+                       description=cmd_summary.__doc__)
+    p.add_argument("--run", action="append", required=True, help="run folder written by `reproduce` (repeat)")
+    p.add_argument("--out", default="runs/summary", help="folder for results.csv|md and main_all.csv|md "
+                                                         "(default: runs/summary)")
+    p.set_defaults(func=cmd_summary)
     return parser
 
 

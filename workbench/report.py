@@ -331,3 +331,27 @@ def gap_closed_table(answers: list[Answers], references: pd.DataFrame, pairs: di
                      "oracle_cascade": refs.loc[key, "oracle"],
                      "gap_closed": gap_closed(accuracy, refs.loc[key, "random"], refs.loc[key, "oracle"])})
     return mean_over_seeds(pd.DataFrame(rows), ["method", "pair", "target_speedup"]) if rows else pd.DataFrame()
+
+
+def results_table(main: pd.DataFrame) -> pd.DataFrame:
+    """The paper's results layout from main tables of one or more tasks: one row per (target, method), one
+    column per task, each cell `metric ± sd (realised speed-up x)` followed by the verdict against DeeBERT
+    when it is `better` or `worse`, or `unreachable`. Reference rows (random, oracle) are left out."""
+    keep = ~main["method"].str.startswith(("random escalation", "oracle"))
+    rows = main[keep].copy()
+
+    def cell(row) -> str:
+        if row["verdict"] == "unreachable" or pd.isna(row["metric"]):
+            return "unreachable"
+        spread = "" if pd.isna(row["metric_sd"]) else f" ± {row['metric_sd']:.2f}"  # one seed: no sd
+        text = f"{row['metric']:.2f}{spread} ({row['speedup_layers']:.2f}x)"
+        return text + (f" {row['verdict']}" if row["verdict"] in ("better", "worse") else "")
+
+    rows["cell"] = rows.apply(cell, axis=1)
+    order = ("static", "deebert", "pabee", "cascade ", "cascade+DA")
+    rows["rank"] = rows["method"].map(lambda m: next((i for i, o in enumerate(order) if m.startswith(o)), len(order)))
+    names = rows.dropna(subset=["metric_name"]).groupby("task")["metric_name"].first()
+    rows["column"] = rows["task"].map(lambda t: f"{t} ({names[t]})" if t in names else t)
+    table = rows.pivot_table(index=["target_speedup", "rank", "method"], columns="column", values="cell",
+                             aggfunc="first", fill_value="").reset_index().rename_axis(columns=None)
+    return table.drop(columns="rank")

@@ -38,7 +38,7 @@ from .pipeline import (RunConfig, complete_model, complete_model_outputs, da_mem
 from .plots import dis_heatmap, speed_accuracy, sufficiency_bars, save_figure, use_style
 from .report import (Study, cascade_answers, cascade_references, calibration_summary, early_exit_answers,
                      early_exit_sweeps, exit_references, gap_closed_table, mean_over_seeds, static_answers,
-                     sufficiency_table, summarize_answers)
+                     results_table, sufficiency_table, summarize_answers)
 from .store import environment, read_json, to_jsonable, write_json, write_parquet, write_table
 from .training import limit_rows
 
@@ -300,6 +300,27 @@ def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
     """Every table of a run folder by name."""
     return {p.stem: pd.read_csv(p) if p.stat().st_size > 1 else pd.DataFrame()
             for p in sorted((Path(folder) / "tables").glob("*.csv"))}
+
+
+def summarize_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
+    """Gather the main tables of several run folders (one per task, or per backbone) into `<out>/main_all`
+    (every row, with its run folder) and `<out>/results` (`report.results_table`: targets x methods by
+    task, the paper's layout), each as CSV and Markdown."""
+    mains = []
+    for run in map(Path, runs):
+        table = run / "tables" / "main.csv"
+        if not table.is_file():
+            raise FileNotFoundError(f"{table}: no main table; run `python -m workbench reproduce --out {run}` "
+                                    "first (without --complete-only)")
+        mains.append(pd.read_csv(table).assign(run=str(run)))
+    tasks = [m["task"].iloc[0] for m in mains if len(m)]
+    if len(set(tasks)) < len(tasks):
+        raise ValueError(f"runs {[str(r) for r in runs]} repeat a task ({tasks}); give one run per task")
+    out = Path(out)
+    everything = pd.concat(mains, ignore_index=True)
+    write_table(out / "main_all", everything)
+    write_table(out / "results", results_table(everything), floatfmt=".1f")
+    return {"main_all": out / "main_all.csv", "results": out / "results.md"}
 
 
 def write_figures(run: str | Path, out: str | Path) -> list[Path]:
