@@ -44,3 +44,25 @@ def test_cascade_answers_and_summary_by_hand():
 
 def test_sufficiency_needs_enough_examples():
     assert sufficiency_table(pd.DataFrame(columns=["model", "seed", "split"]), STUDY).empty
+
+
+def test_results_table_cells():
+    from workbench.report import results_table
+    main = pd.DataFrame([
+        {"task": "a", "method": "deebert", "target_speedup": 2.0, "metric_name": "f1", "metric": 80.0,
+         "metric_sd": 0.5, "seeds": 3, "speedup_layers": 2.1, "verdict": None},
+        {"task": "a", "method": "cascade 1L>6L", "target_speedup": 2.0, "metric_name": "f1", "metric": 78.0,
+         "metric_sd": 0.25, "seeds": 3, "speedup_layers": 1.9, "verdict": "worse"},
+        {"task": "a", "method": "pabee", "target_speedup": 2.0, "metric_name": None, "metric": np.nan,
+         "metric_sd": np.nan, "seeds": np.nan, "speedup_layers": np.nan, "verdict": "unreachable"},
+        {"task": "a", "method": "oracle cascade 1L>6L", "target_speedup": 2.0, "metric_name": "accuracy",
+         "metric": 90.0, "metric_sd": 0.0, "seeds": 3, "speedup_layers": 2.0, "verdict": None},
+        {"task": "b", "method": "deebert", "target_speedup": 2.0, "metric_name": "accuracy", "metric": 70.0,
+         "metric_sd": 0.0, "seeds": 1, "speedup_layers": 2.0, "verdict": None},
+    ])
+    table = results_table(main).set_index("method")
+    assert list(table.index) == ["deebert", "pabee", "cascade 1L>6L"]  # references left out, static/exits first
+    assert table.loc["deebert", "a (f1)"] == "80.00 ± 0.50 (2.10x)"
+    assert table.loc["cascade 1L>6L", "a (f1)"] == "78.00 ± 0.25 (1.90x) worse"
+    assert table.loc["pabee", "a (f1)"] == "unreachable"
+    assert table.loc["deebert", "b (accuracy)"] == "70.00 (2.00x)"  # one seed: no sd

@@ -134,6 +134,11 @@ def test_summary_gathers_runs_into_the_papers_layout(run, tmp_path, capsys):
                                                      f"({row['speedup_layers']:.2f}x)")
     assert results["method"].iloc[0].startswith("static")
     assert main(["summary", "--run", str(run), "--run", str(run), "--out", str(tmp_path / "x")]) == 2
-    assert "repeat a task" in capsys.readouterr().err
+    assert "given twice" in capsys.readouterr().err
+    import shutil
+    shutil.copytree(run / "tables", tmp_path / "other" / "tables")
+    assert main(["summary", "--run", str(run), "--run", str(tmp_path / "other"), "--out", str(tmp_path / "y")]) == 0
+    columns = pd.read_csv(tmp_path / "y" / "results.csv").columns
+    assert {f"toy {run.name} (accuracy)", "toy other (accuracy)"} <= set(columns)
     assert main(["summary", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "no main table" in capsys.readouterr().err

@@ -343,7 +343,8 @@ def results_table(main: pd.DataFrame) -> pd.DataFrame:
     def cell(row) -> str:
         if row["verdict"] == "unreachable" or pd.isna(row["metric"]):
             return "unreachable"
-        spread = "" if pd.isna(row["metric_sd"]) else f" ± {row['metric_sd']:.2f}"  # one seed: no sd
+        one_seed = pd.isna(row["metric_sd"]) or row.get("seeds", 2) < 2
+        spread = "" if one_seed else f" ± {row['metric_sd']:.2f}"  # one seed has no sd
         text = f"{row['metric']:.2f}{spread} ({row['speedup_layers']:.2f}x)"
         return text + (f" {row['verdict']}" if row["verdict"] in ("better", "worse") else "")
 

@@ -303,7 +303,8 @@ def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def summarize_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
-    """Gather the main tables of several run folders (one per task, or per backbone) into `<out>/main_all`
+    """Gather the main tables of several run folders (one per task, or per backbone: a task that comes
+    twice is labelled with its run folder's name) into `<out>/main_all`
     (every row, with its run folder) and `<out>/results` (`report.results_table`: targets x methods by
     task, the paper's layout), each as CSV and Markdown."""
     mains = []
@@ -313,9 +314,13 @@ def summarize_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
             raise FileNotFoundError(f"{table}: no main table; run `python -m workbench reproduce --out {run}` "
                                     "first (without --complete-only)")
         mains.append(pd.read_csv(table).assign(run=str(run)))
-    tasks = [m["task"].iloc[0] for m in mains if len(m)]
-    if len(set(tasks)) < len(tasks):
-        raise ValueError(f"runs {[str(r) for r in runs]} repeat a task ({tasks}); give one run per task")
+    tasks = [m["task"].iloc[0] if len(m) else "" for m in mains]
+    if len(set(tasks)) < len(tasks):  # e.g. one task on two backbones: tell the columns apart by run folder
+        mains = [m.assign(task=m["task"] + " " + Path(m["run"].iloc[0]).name) if tasks.count(t) > 1 else m
+                 for m, t in zip(mains, tasks)]
+    names = [m["run"].iloc[0] + ":" + m["task"].iloc[0] for m in mains if len(m)]
+    if len(set(names)) < len(names):
+        raise ValueError(f"runs {[str(r) for r in runs]}: a run folder is given twice")
     out = Path(out)
     everything = pd.concat(mains, ignore_index=True)
     write_table(out / "main_all", everything)
