@@ -296,9 +296,10 @@ def run_layer(encoder: nn.Module, index: int, hidden: torch.Tensor, mask: torch.
 
     MPNet adds a relative position bias [batch, heads, seq, seq] to every layer's attention scores;
     it depends only on positions, so it is recomputed here for the current (possibly trimmed) width."""
+    layers = layer_stack(encoder)  # checks the encoder's layout first
     extra = {}
     relative = getattr(encoder.encoder, "compute_position_bias", None)
     if relative is not None:
         extra["position_bias"] = relative(hidden)
-    out = layer_stack(encoder)[index](hidden, attention_mask=mask, **extra)
+    out = layers[index](hidden, attention_mask=mask, **extra)
     return out[0] if isinstance(out, tuple) else out

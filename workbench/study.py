@@ -307,6 +307,8 @@ def summarize_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
     twice is labelled with its run folder's name) into `<out>/main_all`
     (every row, with its run folder) and `<out>/results` (`report.results_table`: targets x methods by
     task, the paper's layout), each as CSV and Markdown."""
+    if len(set(map(str, runs))) < len(runs):
+        raise ValueError(f"runs {[str(r) for r in runs]}: a run folder is given twice")
     mains = []
     for run in map(Path, runs):
         table = run / "tables" / "main.csv"
@@ -318,9 +320,6 @@ def summarize_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
     if len(set(tasks)) < len(tasks):  # e.g. one task on two backbones: tell the columns apart by run folder
         mains = [m.assign(task=m["task"] + " " + Path(m["run"].iloc[0]).name) if tasks.count(t) > 1 else m
                  for m, t in zip(mains, tasks)]
-    names = [m["run"].iloc[0] + ":" + m["task"].iloc[0] for m in mains if len(m)]
-    if len(set(names)) < len(names):
-        raise ValueError(f"runs {[str(r) for r in runs]}: a run folder is given twice")
     out = Path(out)
     everything = pd.concat(mains, ignore_index=True)
     write_table(out / "main_all", everything)
