@@ -24,37 +24,37 @@ executors answer exactly as the simulation did.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
+import torch
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from workbench.batching import encode  # noqa: E402
-from workbench.cost import EncoderShape  # noqa: E402
-from workbench.earlyexit import MultiExitModel  # noqa: E402
-from workbench.executor import run_cascade, run_early_exit, run_full  # noqa: E402
-from workbench.models import CompleteModel, backbone_config, backbone_layers, load_tokenizer  # noqa: E402
-from workbench.pipeline import (RunConfig, complete_model, da_member, deebert_model, difficulty_labels,  # noqa: E402
-                                pabee_model)
-from workbench.report import Study, cascade_answers, early_exit_answers  # noqa: E402
-from workbench.study import cascade_label, load_run, load_tables, member_names  # noqa: E402
-from workbench.training import limit_rows  # noqa: E402
+from workbench.config import RunConfig
+from workbench.data.batching import encode
+from workbench.data.registry import prepare_task
+from workbench.data.task import limit_rows
+from workbench.measures.cost import EncoderShape
+from workbench.methods.executor import run_cascade, run_early_exit, run_full
+from workbench.methods.points import Study, tuned_cascade_point, tuned_exit_point
+from workbench.models.backbones import backbone_config, backbone_layers, load_tokenizer
+from workbench.models.complete import CompleteModel
+from workbench.models.multiexit import MultiExitModel
+from workbench.names import cascade_label, member_names
+from workbench.runs.folder import load_run, load_tables
+from workbench.study.stages import complete_model, da_member, deebert_model, difficulty_labels, pabee_model
 
 
 def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeats: int) -> pd.DataFrame:
     outputs, saved = load_run(run)
     config = RunConfig.from_dict(saved["run"])
-    task = config.task.load()
+    task = prepare_task(config.task, config.train)
     layers = backbone_layers(config.backbone)
     study = Study(task.spec.name, task.spec.metric, layers, EncoderShape.of_config(backbone_config(config.backbone)),
                   task.num_labels)
     main = load_tables(run).get("main", pd.DataFrame())
     tokenizer = load_tokenizer(config.backbone)
-    test = limit_rows(task.splits["test"], config.train.eval_limit)
+    test = task.splits["test"]
     encoded = encode(tokenizer, test, config.train.max_length)
     small_set = limit_rows(test, batch1_examples) if batch1_examples < len(test) else test
     encoded_small = encode(tokenizer, small_set, config.train.max_length)
@@ -85,13 +85,13 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeat
         plans = [("full", None, lambda e=enc, b=batch_size: run_full(full, e, batch_size=b))]
         for target in targets:
             for name, model in (("deebert", deebert), ("pabee", pabee)):
-                sim = early_exit_answers(outputs, study, name, target, seed)
+                sim = tuned_exit_point(outputs, study, name, target, seed)
                 if sim is not None:
                     policy = "entropy" if name == "deebert" else "patience"
                     plans.append((name, (target, sim), lambda m=model, p=policy, v=sim.values[0], e=enc, b=batch_size:
                                   run_early_exit(m, e, policy=p, param=v, batch_size=b)))
             for label, (names, members, shapes, small_inputs) in cascades.items():
-                sim = cascade_answers(outputs, study, names, target, seed, name=label, shapes=shapes)
+                sim = tuned_cascade_point(outputs, study, names, target, seed, label=label, shapes=shapes)
                 if sim is None:
                     continue
                 for refill in ((False, True) if batch_size > 1 else (False,)):

@@ -3,7 +3,7 @@
 Runs the same training steps (same model, optimizer, examples and batch size) twice, each in a fresh
 child process so that peak memory is measured per variant:
 
-- `bucketed`: batches of similar lengths (workbench.batching), padded to the longest in the batch;
+- `bucketed`: batches of similar lengths (workbench.data.batching), padded to the longest in the batch;
 - `fixed-128`: random batches padded to 128 tokens, as peer implementations do.
 
 Prints one table with examples/s, peak resident memory and the ratio bucketed / fixed.
@@ -15,21 +15,18 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def run_variant(variant: str, args: argparse.Namespace, queue) -> None:
     import numpy as np
     import torch
 
-    from workbench.batching import batch_indices, collate, encode
-    from workbench.models import CompleteModel, ModelSpec, load_tokenizer
-    from workbench.tasks import load_task
-    from workbench.training import limit_rows
+    from workbench.data.batching import batch_indices, collate, encode
+    from workbench.data.registry import load_task
+    from workbench.data.task import limit_rows
+    from workbench.models.backbones import load_tokenizer
+    from workbench.models.complete import CompleteModel, ModelSpec
 
     torch.set_num_threads(args.threads)
     task = load_task("sst2", glue_dir=args.glue_dir)

@@ -54,28 +54,23 @@ GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.t
 RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
 
 # %%
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "workbench").is_dir())  # the repository
-sys.path.insert(0, str(ROOT))
 import workbench as wb
 
-RUN_DIR, outputs, config, tables = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR, root=ROOT)
+run = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR)
 
 # %%
 import pandas as pd
 
-L, SEED, METRIC = config["full_layers"], config["run"]["seeds"][0], config["task"]["metric"]
-config["task"]["sizes"], config["run"]["backbone"], L
+L, SEED, METRIC = run.full_layers, run.seed, run.metric
+run.config["task"]["sizes"], run.config["run"]["backbone"], L
 
 # %% [markdown]
-# Everything below is computed from one file, `outputs.parquet`: every tune and test example's
+# Everything below is computed from one file, `run.outputs.parquet`: every tune and test example's
 # prediction at every exit of every model, one row each. Exit rules, cascades, oracles and calibration
 # are pure functions of that table, so nothing here runs a model again.
 
 # %%
-outputs.groupby(["model", "split"]).size().unstack()
+run.outputs.groupby(["model", "split"]).size().unstack()
 
 # %% [markdown]
 # ## Complete models: what does each depth cost in accuracy?
@@ -85,7 +80,7 @@ outputs.groupby(["model", "split"]).size().unstack()
 # 3L rows are such models. How far does each fall below the full model (the row with speed-up 1)?
 
 # %%
-tables["complete_models"].round(2)
+run.tables["complete_models"].round(2)
 
 # %% [markdown]
 # ## Early exit: one DeeBERT sweep
@@ -97,7 +92,7 @@ tables["complete_models"].round(2)
 # inputs go as the threshold rises, and what that does to the metric.
 
 # %%
-sweep = tables["early_exit"].query("method == 'deebert' and policy == 'entropy' and seed == @SEED")
+sweep = run.tables["early_exit"].query("method == 'deebert' and policy == 'entropy' and seed == @SEED")
 sweep.filter(regex="^(param|metric|mean_layers|speedup_layers|share_exit_.*)$").iloc[::4].round(3)
 
 # %% [markdown]
@@ -109,12 +104,12 @@ sweep.filter(regex="^(param|metric|mean_layers|speedup_layers|share_exit_.*)$").
 # `escalated` is the share of inputs that went on to the full model and paid for both.
 
 # %%
-from workbench.cascade import CascadeOutputs, evaluate_routing, route, thresholds_for_speedup
+from workbench.methods.cascade import CascadeOutputs, evaluate_routing, route, thresholds_for_speedup
 
-members = ("complete-1L", f"complete-{L}L")  # the study's first cascade: 1 layer, then all L
-tau = thresholds_for_speedup(CascadeOutputs.from_outputs(outputs, members=members, split="tune", seed=SEED),
+members = wb.names.member_names((1, L))  # complete-1L, then the complete L-layer model
+tau = thresholds_for_speedup(CascadeOutputs.from_outputs(run.outputs, members=members, split="tune", seed=SEED),
                              3.0, full_layers=L)
-test = CascadeOutputs.from_outputs(outputs, members=members, split="test", seed=SEED)
+test = CascadeOutputs.from_outputs(run.outputs, members=members, split="test", seed=SEED)
 routed = evaluate_routing(test, route(test, tau), metric=METRIC, full_layers=L)
 print("tau chosen on tune:", tau)
 pd.Series(routed).to_frame("test split")
@@ -128,11 +123,20 @@ pd.Series(routed).to_frame("test split")
 # cascade's. Whether this run shows it is read off the curves, not assumed.
 
 # %%
-from workbench import plots
-from workbench.explorer import load_explorer_data
+from workbench.study import figures as plots
 
-data = load_explorer_data(RUN_DIR, seed=SEED)
-cascade = next(m for m in data.methods if m.startswith("cascade "))
+data = run.explorer(seed=SEED)
+cascade = run.cascade_labels()[0]
 curves = data.curves([("deebert", "entropy"), ("pabee", "patience"), (cascade, "maxprob")])
-plots.speed_accuracy(pd.concat([curves, tables["complete_models"].assign(method="complete kL")]),
+plots.speed_accuracy(pd.concat([curves, run.tables["complete_models"].assign(method="complete kL")]),
                      metric_name=METRIC);
+
+# %% [markdown]
+# ## The answer on this run
+#
+# Computed from the main table (`04_cascadebert` has all of it): the most accurate method at the highest
+# target, and the first cascade against DeeBERT at every target.
+
+# %%
+print(wb.answers.best_at_highest_target(run))
+print(wb.answers.cascade_vs_deebert(run))

@@ -39,19 +39,14 @@ GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.t
 RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
 
 # %%
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "workbench").is_dir())  # the repository
-sys.path.insert(0, str(ROOT))
 import workbench as wb
 
-RUN_DIR, outputs, config, tables = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR, root=ROOT)
+run = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR)
 
 # %%
-from workbench import plots
+from workbench.study import figures as plots
 
-config["run"]["sufficiency_target"], config["run"]["backbone"], config["full_layers"]
+run.config["run"]["sufficiency_target"], run.config["run"]["backbone"], run.full_layers
 
 # %% [markdown]
 # ## Same inputs, three classifiers
@@ -64,10 +59,10 @@ config["run"]["sufficiency_target"], config["run"]["backbone"], config["full_lay
 # would show as a positive `diff` whose interval excludes 0 at the shallow layers.
 
 # %%
-tables["sufficiency"].round(2)
+run.tables["sufficiency"].round(2)
 
 # %%
-plots.sufficiency_bars(tables["sufficiency"]);
+plots.sufficiency_bars(run.tables["sufficiency"]);
 
 # %% [markdown]
 # ## Every layer, every input: probes, off-ramps and PABEE's exits
@@ -85,8 +80,7 @@ plots.sufficiency_bars(tables["sufficiency"]);
 # layers that were tuned for a deeper head. Numbers are means over seeds.
 
 # %%
-models = ["probe", "deebert", "pabee", *tables["complete_models"]["model"]]
-per_layer = tables["dis"].query("model in @models")[["model", "layer", "accuracy"]]
+per_layer = wb.tables.per_layer_accuracy(run.tables["dis"], ["probe", "deebert", "pabee", "complete"])
 per_layer.pivot(index="layer", columns="model", values="accuracy").round(1)
 
 # %%
@@ -96,3 +90,9 @@ plots.speed_accuracy(per_layer.rename(columns={"model": "method", "accuracy": "m
 # Things to check before reading too much into these numbers: `n` in the sufficiency table (few inputs
 # give wide intervals), how many seeds were pooled (`seeds`), and whether the complete model is better
 # everywhere (then the exited inputs are not special) or specifically on the inputs DeeBERT exits early.
+
+# %% [markdown]
+# ## The answer on this run
+
+# %%
+print(wb.answers.shallow_representations(run))

@@ -42,21 +42,15 @@ GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.t
 RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
 
 # %%
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "workbench").is_dir())  # the repository
-sys.path.insert(0, str(ROOT))
 import workbench as wb
 
-RUN_DIR, outputs, config, tables = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR, root=ROOT)
+run = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR)
 
 # %%
-from workbench import plots
-from workbench.explorer import load_explorer_data
+from workbench.study import figures as plots
 
-SEED, METRIC = config["run"]["seeds"][0], config["task"]["metric"]
-data = load_explorer_data(RUN_DIR, seed=SEED)
+SEED, METRIC = run.seed, run.metric
+data = run.explorer(seed=SEED)
 
 # %% [markdown]
 # ## DIS of every exit
@@ -68,7 +62,7 @@ data = load_explorer_data(RUN_DIR, seed=SEED)
 # about whether its answer is right, so any threshold on it exits hard and easy inputs alike.
 
 # %%
-plots.dis_heatmap(tables["dis"]);
+plots.dis_heatmap(run.tables["dis"]);
 
 # %% [markdown]
 # ## Ties: probabilities against logit margins
@@ -81,10 +75,10 @@ plots.dis_heatmap(tables["dis"]);
 # hidden part of the ranking.
 
 # %%
-tables["dis"][["model", "layer", "dis", "dis_logit", "ties", "ties_logit", "pairs", "accuracy"]].round(1)
+run.tables["dis"][["model", "layer", "dis", "dis_logit", "ties", "ties_logit", "pairs", "accuracy"]].round(1)
 
 # %%
-plots.dis_heatmap(tables["dis"], value="dis_logit").set_title("DIS on the logit margin");
+plots.dis_heatmap(run.tables["dis"], value="dis_logit").set_title("DIS on the logit margin");
 
 # %% [markdown]
 # ## Oracle exit against random exit
@@ -101,8 +95,14 @@ plots.dis_heatmap(tables["dis"], value="dis_logit").set_title("DIS on the logit 
 # with the very same off-ramps.
 
 # %%
-references = tables["exit_references"].query("seed == @SEED")[["method", "speedup_layers", "metric"]]
+references = run.tables["exit_references"].query("seed == @SEED")[["method", "speedup_layers", "metric"]]
 plots.speed_accuracy(data.curve("deebert", "entropy"), references=references, metric_name=METRIC);
 
 # %%
 references.query("method == 'oracle exit'").round(2)
+
+# %% [markdown]
+# ## The answer on this run
+
+# %%
+print(wb.answers.exit_reliability(run))

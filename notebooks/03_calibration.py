@@ -42,22 +42,16 @@ GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.t
 RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
 
 # %%
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "workbench").is_dir())  # the repository
-sys.path.insert(0, str(ROOT))
 import workbench as wb
 
-RUN_DIR, outputs, config, tables = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR, root=ROOT)
+run = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR)
 
 # %%
-import matplotlib.pyplot as plt
-from workbench.calibration import reliability_diagram, reliability_table
+from workbench.study import figures as plots
 
-K = int(tables["complete_models"]["layers"].min())  # depth of the smallest cascade member
-SMALL = [f"complete-{K}L", f"complete-{K}L-da", "deebert"]  # three exits at that depth
-config["run"]["difficulty"], K
+K = int(run.tables["complete_models"]["layers"].min())  # depth of the smallest cascade member
+SMALL = [wb.names.complete_name(K), wb.names.complete_name(K, regularized=True), "deebert"]  # three exits at K
+run.config["run"]["difficulty"], K
 
 # %% [markdown]
 # ## ECE of every exit, before and after temperature scaling
@@ -70,7 +64,7 @@ config["run"]["difficulty"], K
 
 # %%
 columns = ["model", "layer", "n", "accuracy", "mean_confidence", "ece", "temperature", "ece_temperature"]
-tables["calibration"][columns].round(2)
+run.tables["calibration"][columns].round(2)
 
 # %% [markdown]
 # ## Reliability diagrams at the smallest depth
@@ -82,19 +76,14 @@ tables["calibration"][columns].round(2)
 # confident enough to be let out.
 
 # %%
-test = outputs.query("split == 'test'")
-fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
-for ax, model in zip(axes, SMALL):
-    rows = test.query("model == @model and layer == @K")
-    reliability_diagram(reliability_table(rows["confidence"], rows["correct"]), ax=ax, label=f"{model} @ {K}")
-    ax.set_title(f"{model}, layer {K}")
+plots.reliability_grid(run.tables["reliability"], models=SMALL);
 
 # %% [markdown]
 # Calibration in the ECE sense is not the regularizer's target: it asks for a *ranking* (easy above
 # hard). Its effect on the ranking shows in the DIS of the same exits (see `02_exit_reliability`):
 
 # %%
-tables["dis"].query("layer == @K and model in @SMALL")[["model", "layer", "dis", "dis_logit", "accuracy"]].round(1)
+run.tables["dis"].query("layer == @K and model in @SMALL")[["model", "layer", "dis", "dis_logit", "accuracy"]].round(1)
 
 # %% [markdown]
 # ## Calibration of the answers at each operating point
@@ -104,4 +93,10 @@ tables["dis"].query("layer == @K and model in @SMALL")[["model", "layer", "dis",
 # member that answered. These are the confidences a user of the accelerated model would see.
 
 # %%
-tables["main"].dropna(subset=["ece"]).pivot_table(index="method", columns="target_speedup", values="ece").round(2)
+run.tables["main"].dropna(subset=["ece"]).pivot_table(index="method", columns="target_speedup", values="ece").round(2)
+
+# %% [markdown]
+# ## The answer on this run
+
+# %%
+print(wb.answers.calibration(run))

@@ -38,21 +38,15 @@ GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.t
 RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
 
 # %%
-import sys
-from pathlib import Path
-
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "workbench").is_dir())  # the repository
-sys.path.insert(0, str(ROOT))
 import workbench as wb
 
-RUN_DIR, outputs, config, tables = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR, root=ROOT)
+run = wb.open_run(TASK, PRESET, glue_dir=GLUE_DIR, run_dir=RUN_DIR)
 
 # %%
-from workbench import plots
-from workbench.explorer import load_explorer_data
+from workbench.study import figures as plots
 
-SEED, METRIC = config["run"]["seeds"][0], config["task"]["metric"]
-data = load_explorer_data(RUN_DIR, seed=SEED)
+SEED, METRIC = run.seed, run.metric
+data = run.explorer(seed=SEED)
 
 # %% [markdown]
 # ## Difficulty labels
@@ -64,7 +58,7 @@ data = load_explorer_data(RUN_DIR, seed=SEED)
 # to 1 (or 0) leaves it little to work with.
 
 # %%
-tables["difficulty"]
+run.tables["difficulty"]
 
 # %% [markdown]
 # ## The main table
@@ -73,7 +67,7 @@ tables["difficulty"]
 # on the test split), mean over seeds. First the task metric alone:
 
 # %%
-main = tables["main"]
+main = run.tables["main"]
 main.pivot_table(index="method", columns="target_speedup", values="metric").round(1)
 
 # %% [markdown]
@@ -101,7 +95,7 @@ main[columns].round(2)
 # `cascade` row with its `cascade+DA` twin.
 
 # %%
-tables["gap_closed"].round(3)
+run.tables["gap_closed"].round(3)
 
 # %% [markdown]
 # ## Speed against accuracy, with oracle and random lines
@@ -112,9 +106,7 @@ tables["gap_closed"].round(3)
 # near the random line has an uninformative small member; near the oracle, a well-ranked one.
 
 # %%
-from workbench.study import speed_accuracy_curves, speed_accuracy_references
-
-plots.speed_accuracy(speed_accuracy_curves(tables), references=speed_accuracy_references(tables),
+plots.speed_accuracy(plots.speed_accuracy_curves(run.tables), references=plots.speed_accuracy_references(run.tables),
                      metric_name=METRIC);
 
 # %% [markdown]
@@ -126,4 +118,10 @@ plots.speed_accuracy(speed_accuracy_curves(tables), references=speed_accuracy_re
 # wall-clock speed-up against the full model at the same batch size.
 
 # %%
-tables["executor"].round(3)
+run.tables["executor"].round(3)
+
+# %% [markdown]
+# ## The answer on this run
+
+# %%
+print(wb.answers.cascade_vs_deebert(run))

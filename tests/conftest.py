@@ -45,6 +45,6 @@ def toy_files(tmp_path):
 
 @pytest.fixture
 def toy_task(toy_files):
-    from workbench.tasks import load_files
+    from workbench.data.user import load_files
     return load_files(train=toy_files["train"], test=toy_files["test"], text_col="text", label_col="label",
                       name="toy")

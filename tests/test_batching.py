@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from workbench.batching import batch_indices, collate, encode
-from workbench.models import load_tokenizer
+from workbench.data.batching import batch_indices, collate, encode
+from workbench.models.backbones import load_tokenizer
 
 
 def test_training_batches_cover_every_example_once_and_are_seeded():

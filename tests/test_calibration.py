@@ -7,8 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
-from workbench.calibration import (apply_temperature, brier, ece, fit_temperature, nll,  # noqa: E402
-                                   reliability_diagram, reliability_table)
+from workbench.measures.calibration import (apply_temperature, brier, ece, fit_temperature,  # noqa: E402
+                                            nll, reliability_diagram, reliability_table)
 
 
 def netcal_ece(confidence, correct, *, bins=10, equal_intervals=True):

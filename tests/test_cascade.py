@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.cascade import (CascadeOutputs, evaluate_routing, route, sweep_cascade, thresholds_for_speedup)
-from workbench.outputs import outputs_frame
+from workbench.methods.cascade import CascadeOutputs, evaluate_routing, route, sweep_cascade, thresholds_for_speedup
+from workbench.runs.outputs import outputs_frame
 
 
 def make_out(probs, labels, depths=(2, 12), members=None) -> CascadeOutputs:

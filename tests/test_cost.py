@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.cost import EncoderShape, complete_flops, exit_flops, head_flops, layer_flops, measure_flops
-from workbench.models import CompleteModel, ModelSpec
+from workbench.measures.cost import EncoderShape, complete_flops, exit_flops, head_flops, layer_flops, measure_flops
+from workbench.models.complete import CompleteModel, ModelSpec
 
 
 def _batch(width, rows=3):

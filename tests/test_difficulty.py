@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.difficulty import (DifficultyAwareObjective, DifficultyConfig, difficulty_aware_loss, easy_from_runs,
-                                  kfold_assignment)
+from workbench.config import DifficultyConfig
+from workbench.methods.difficulty import (DifficultyAwareObjective, difficulty_aware_loss, easy_from_runs,
+                                          kfold_assignment)
 
 
 def test_loss_on_hand_made_batch():

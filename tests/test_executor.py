@@ -4,13 +4,14 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.batching import encode
-from workbench.cascade import CascadeOutputs, route
-from workbench.earlyexit import MultiExitModel, MultiExitSpec
-from workbench.executor import run_cascade, run_early_exit, run_full
-from workbench.exits import ExitOutputs, entropy_exit, maxprob_exit, patience_exit
-from workbench.models import CompleteModel, ModelSpec, load_tokenizer
-from workbench.pipeline import predict_split
+from workbench.data.batching import encode
+from workbench.methods.cascade import CascadeOutputs, route
+from workbench.methods.executor import run_cascade, run_early_exit, run_full
+from workbench.methods.exits import ExitOutputs, entropy_exit, maxprob_exit, patience_exit
+from workbench.models.backbones import load_tokenizer
+from workbench.models.complete import CompleteModel, ModelSpec
+from workbench.models.multiexit import MultiExitModel, MultiExitSpec
+from workbench.study.stages import predict_split
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.exits import (ExitOutputs, choose_for_speedup, default_grid, entropy, entropy_exit, evaluate_decision,
-                             maxprob_exit, oracle_exit, patience_exit, random_exit_reference, static_exit, sweep)
-from workbench.outputs import outputs_frame
+from workbench.methods.exits import (ExitOutputs, choose_for_speedup, default_grid, entropy, entropy_exit,
+                                     evaluate_decision, maxprob_exit, oracle_exit, patience_exit, random_exit_reference,
+                                     static_exit, sweep)
+from workbench.runs.outputs import outputs_frame
 
 
 def make_out(probs, labels, layers=None) -> ExitOutputs:

@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.calibration import ece
-from workbench.cascade import CascadeOutputs, evaluate_routing, route
-from workbench.difficulty import DifficultyConfig
-from workbench.exits import ExitOutputs, apply_policy, evaluate_decision
-from workbench.explorer import (ExplorerData, available_methods, build_explorer, explorer_curve, explorer_state,
-                                load_explorer_data, operating_param, resolve_method, run_task_options,
-                                static_explorer_figure, study_of)
-from workbench.report import cascade_answers, early_exit_answers
+from workbench.config import DifficultyConfig
+from workbench.data.registry import load_task_options
+from workbench.measures.calibration import ece
+from workbench.methods.cascade import CascadeOutputs, evaluate_routing, route
+from workbench.methods.exits import ExitOutputs, apply_policy, evaluate_decision
+from workbench.methods.points import tuned_cascade_point, tuned_exit_point
+from workbench.runs.folder import run_task_options
+from workbench.ui.explorer import build_explorer, static_explorer_figure
+from workbench.ui.state import (ExplorerData, available_methods, explorer_curve, explorer_state, load_explorer_data,
+                                operating_param, resolve_method, study_of)
 
 FULL = 6  # layers of the smoke preset's tiny backbone
 
@@ -35,7 +37,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(run):
     outputs, config = wb.load_run(run)
-    texts = wb.TaskOptions(**config["run"]["task"]).load().splits["test"].set_index("example_id")["text_a"]
+    texts = load_task_options(wb.TaskOptions(**config["run"]["task"])).splits["test"].set_index("example_id")["text_a"]
     return outputs, config, study_of(config), texts
 
 
@@ -113,12 +115,12 @@ def test_curve_points_are_states(loaded):
 def test_operating_param_is_the_main_tables_choice(loaded):
     outputs, _, study, _ = loaded
     for model in ("deebert", "pabee"):
-        answers = early_exit_answers(outputs, study, model, 2.0, 0)
+        answers = tuned_exit_point(outputs, study, model, 2.0, 0)
         assert answers is not None
         policy = "entropy" if model == "deebert" else "patience"
         assert operating_param(outputs, study=study, method=model, policy=policy, target=2.0) == \
             pytest.approx(answers.values[0])
-    answers = cascade_answers(outputs, study, ("complete-1L", "complete-6L"), 2.0, 0, name="cascade 1L>6L")
+    answers = tuned_cascade_point(outputs, study, ("complete-1L", "complete-6L"), 2.0, 0, label="cascade 1L>6L")
     assert answers is not None
     chosen = operating_param(outputs, study=study, method="cascade 1L>6L", policy="maxprob", target=2.0)
     assert chosen == pytest.approx(answers.values[0])
@@ -189,7 +191,7 @@ def test_cascade_of_a_narrower_small_backbone(tmp_path):
     data = load_explorer_data(tmp_path / "run")
     assert data.method("cascade 1L>6L").members == ("small-1L", "complete-6L")
     outputs, study = data.outputs, data.study
-    answers = cascade_answers(outputs, study, ("small-1L", "complete-6L"), 2.0, 0, name="cascade 1L>6L",
+    answers = tuned_cascade_point(outputs, study, ("small-1L", "complete-6L"), 2.0, 0, label="cascade 1L>6L",
                               shapes=list(data.method("cascade 1L>6L").shapes))
     state = data.state("cascade 1L>6L", "maxprob", answers.values[0])
     assert state.metric == pytest.approx(100 * answers.correct.mean())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from workbench.metrics import accuracy, f1, mcc, task_metric
+from workbench.measures.metrics import accuracy, f1, mcc, task_metric
 
 
 @pytest.mark.parametrize("seed", range(5))

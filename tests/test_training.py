@@ -2,18 +2,19 @@ import numpy as np
 import pytest
 import torch
 
-import workbench.training as training
+import workbench.models.training as training
 from workbench.config import TrainConfig
-from workbench.models import CompleteModel, ModelSpec
-from workbench.training import limit_rows, lr_factor, model_folder, train_complete_model
+from workbench.data.task import limit_rows
+from workbench.models.complete import CompleteModel, ModelSpec
+from workbench.models.training import lr_factor, model_folder, train_complete_model
 
 CONFIG = TrainConfig(epochs=4, lr=3e-3, batch_size=16, max_length=32, checkpoint_every=5)
 SPEC = ModelSpec(backbone="tiny-random-bert", depth=2, num_labels=2)
 
 
 def _logits(folder, task):
-    from workbench.batching import encode
-    from workbench.models import load_tokenizer
+    from workbench.data.batching import encode
+    from workbench.models.backbones import load_tokenizer
     model = CompleteModel.from_pretrained(folder / "best")
     return training.predict_logits(model, encode(load_tokenizer("tiny-random-bert"), task.splits["test"], 32))
 
@@ -64,7 +65,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, toy_task,
 
 
 def test_cache_folder_changes_with_config_seed_and_data(tmp_path, toy_task, toy_files):
-    from workbench.tasks import load_files
+    from workbench.data.user import load_files
     base = model_folder(tmp_path, SPEC, CONFIG, 0, toy_task)
     assert base == model_folder(tmp_path, SPEC, CONFIG, 0, toy_task)
     assert base != model_folder(tmp_path, SPEC, TrainConfig(epochs=5), 0, toy_task)
@@ -87,8 +88,9 @@ def test_limit_rows_is_a_seeded_subset(toy_task):
 
 def test_heads_get_their_own_learning_rate():
     from dataclasses import replace
-    from workbench.earlyexit import MultiExitModel, MultiExitSpec
-    from workbench.training import _optimizer
+
+    from workbench.models.multiexit import MultiExitModel, MultiExitSpec
+    from workbench.models.training import _optimizer
     model = CompleteModel.build(SPEC)
     groups = _optimizer(model, replace(CONFIG, lr=1e-5, head_lr=1e-3)).param_groups
     by_lr = {}

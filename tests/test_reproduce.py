@@ -1,0 +1,202 @@
+"""The whole study on the smoke preset: every table, the executor check, figures from stored files."""
+import json
+
+import pandas as pd
+import pytest
+
+from workbench.config import RunConfig
+from workbench.runs.folder import load_run, load_tables
+from workbench.study.figures import write_figures
+from workbench.ui.cli import main
+
+TABLES = {"complete_models", "dis", "calibration", "early_exit", "exit_references", "sufficiency", "main",
+          "gap_closed", "cascade_sweeps", "difficulty", "executor"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from conftest import toy_rows, write_csv
+    folder = tmp_path_factory.mktemp("study")
+    train = write_csv(folder / "train.csv", toy_rows(400, 1))
+    test = write_csv(folder / "test.csv", toy_rows(200, 2))
+    code = main(["reproduce", "--preset", "smoke", "--train-file", train, "--test-file", test, "--task", "toy",
+                 "--seeds", "0,1", "--out", str(folder / "run")])
+    assert code == 0
+    return folder / "run"
+
+
+def test_every_table_is_written(run):
+    tables = load_tables(run)
+    assert TABLES <= set(tables)
+    outputs, config = load_run(run)
+    assert {"complete-1L", "complete-2L", "complete-6L", "complete-1L-da", "complete-2L-da", "deebert", "deebert-da",
+            "pabee", "probe"} == set(outputs["model"])
+    assert set(outputs.loc[outputs["model"] == "deebert", "layer"]) == set(range(1, 7))
+    assert RunConfig.from_dict(config["run"]).seeds == (0, 1)
+
+
+def test_main_table_schema_and_comparisons(run):
+    main_table = load_tables(run)["main"]
+    for column in ("task", "method", "target_speedup", "thresholds", "metric_name", "metric", "metric_sd", "ci_low",
+                   "ci_high", "verdict", "speedup_layers", "speedup_flops", "ece"):
+        assert column in main_table.columns
+    rows = main_table[main_table["verdict"] != "unreachable"]
+    references = rows["method"].str.startswith(("random escalation", "oracle cascade", "oracle ceiling"))
+    compared = rows[~references & (rows["method"] != "deebert")]
+    assert compared["verdict"].isin(["better", "worse", "indistinguishable"]).all()
+    assert (compared["ci_low"] <= compared["ci_high"]).all()
+    reached = rows[rows["method"].str.startswith("cascade")]
+    assert (reached["speedup_layers"] > 0).all() and (reached["seeds"] == 2).all()
+    # the 2L>6L cascade costs at least 2 layers: 4x is beyond its 3x ceiling and must say so
+    assert ((main_table["method"] == "cascade 2L>6L") & (main_table["target_speedup"] == 4.0)
+            & (main_table["verdict"] == "unreachable")).any()
+    refs = main_table.set_index(["method", "target_speedup"])["metric"]
+    for target in (2.0, 3.0, 4.0):
+        assert refs[("random escalation 1L>6L", target)] <= refs[("oracle cascade 1L>6L", target)] + 1e-9
+        assert refs[("oracle cascade 1L>6L", target)] <= refs[("oracle ceiling 1L>6L", target)] + 1e-9
+    gap = load_tables(run)["gap_closed"]
+    assert set(gap["pair"]) <= {"1L>6L", "2L>6L"} and {"cascade 1L>6L", "cascade+DA 1L>6L"} <= set(gap["method"])
+
+
+def test_executor_agrees_with_simulation(run):
+    executor = load_tables(run)["executor"]
+    assert set(executor["method"]) == {"deebert", "cascade 1L>6L"}
+    assert (executor["mismatches"] == 0).all()
+    assert (executor["speedup_wallclock"] > 0).all()
+
+
+def test_difficulty_and_sufficiency_tables(run):
+    tables = load_tables(run)
+    difficulty = tables["difficulty"]
+    assert difficulty["depth"].tolist() == [1, 2]
+    assert ((difficulty["easy_share"] > 0) & (difficulty["easy_share"] <= 1)).all()
+    dis = tables["dis"]
+    assert {"model", "layer", "dis", "dis_logit", "ties"} <= set(dis.columns)
+    scored = dis["dis"].dropna()  # a model without any error has no (correct, wrong) pair: DIS is undefined
+    assert len(scored) and scored.between(0, 100).all()
+
+
+def test_figures_regenerate_from_stored_files(run, tmp_path):
+    paths = write_figures(run, tmp_path / "figs")
+    names = {p.name for p in paths}
+    for stem in ("speed_accuracy", "dis_heatmap", "reliability"):
+        assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.json"} <= names
+    sidecar = json.loads((tmp_path / "figs" / "speed_accuracy.json").read_text())
+    assert sidecar["config"]["task"] == "toy"
+
+
+def test_cascade_with_a_narrower_small_backbone(tmp_path, toy_files):
+    """Members of different widths: the small members come from another backbone, FLOPs follow each width."""
+    out = tmp_path / "run"
+    code = main(["reproduce", "--preset", "smoke", "--model", "tiny-random-bert-64", "--small-model",
+                 "tiny-random-bert", "--train-file", toy_files["train"], "--test-file", toy_files["test"],
+                 "--task", "toy", "--cascades", "1>6", "--depths", "6", "--targets", "2", "--out", str(out)])
+    assert code == 0
+    outputs, _ = load_run(out)
+    assert {"small-1L", "small-1L-da", "complete-6L"} <= set(outputs["model"])
+    assert "complete-1L" not in set(outputs["model"])
+    main_table = load_tables(out)["main"].set_index("method")
+    row = main_table.loc["cascade 1L>6L"]
+    # a hidden-32 member costs about a quarter of a hidden-64 layer: FLOPs speed-up exceeds the layer speed-up
+    assert row["speedup_flops"] > row["speedup_layers"]
+    assert (load_tables(out)["executor"]["mismatches"] == 0).all()
+
+
+def test_reproduce_of_a_finished_run_returns_at_once(run, capsys):
+    from workbench.study.reproduce import reproduce
+    _, saved = load_run(run)
+    before = (run / "tables" / "main.csv").stat().st_mtime_ns
+    reproduce(RunConfig.from_dict(saved["run"]))
+    assert "up to date" in capsys.readouterr().out
+    assert (run / "tables" / "main.csv").stat().st_mtime_ns == before
+
+
+def test_default_cascades_follow_the_backbone_depth():
+    config = RunConfig()
+    assert config.cascade_depths(6) == ((1, 6), (2, 6), (1, 2, 6))
+    assert config.cascade_depths(12)[0] == (2, 12)  # the paper's BERT-base cascade comes first
+    with pytest.raises(ValueError, match="increasing depths <= 6"):
+        RunConfig(cascades=((2, 1),)).cascade_depths(6)
+
+
+def test_summary_gathers_runs_into_the_papers_layout(run, tmp_path, capsys):
+    assert main(["summary", "--run", str(run), "--out", str(tmp_path / "sum")]) == 0
+    printed = capsys.readouterr().out
+    assert "| target_speedup | method | toy (accuracy) |" in printed
+    results = pd.read_csv(tmp_path / "sum" / "results.csv")
+    main_table = load_tables(run)["main"]
+    shown = main_table[~main_table["method"].str.startswith(("random", "oracle"))]
+    assert len(results) == len(shown[["target_speedup", "method"]].drop_duplicates())
+    row = shown[shown["verdict"] != "unreachable"].iloc[0]
+    cell = results[(results["method"] == row["method"]) & (results["target_speedup"] == row["target_speedup"])]
+    assert cell["toy (accuracy)"].iloc[0].startswith(f"{row['metric']:.2f} ± {row['metric_sd']:.2f} "
+                                                     f"({row['speedup_layers']:.2f}x)")
+    assert results["method"].iloc[0].startswith("static")
+    assert main(["summary", "--run", str(run), "--run", str(run), "--out", str(tmp_path / "x")]) == 2
+    assert "given twice" in capsys.readouterr().err
+    import shutil
+    shutil.copytree(run / "tables", tmp_path / "other" / "tables")
+    assert main(["summary", "--run", str(run), "--run", str(tmp_path / "other"), "--out", str(tmp_path / "y")]) == 0
+    columns = pd.read_csv(tmp_path / "y" / "results.csv").columns
+    assert {f"toy {run.name} (accuracy)", "toy other (accuracy)"} <= set(columns)
+    assert main(["summary", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "no main table" in capsys.readouterr().err
+
+
+def test_kfold_difficulty_rule_runs_the_whole_study(tmp_path):
+    """`--difficulty-rule kfold`: each small member is judged on the training examples it was not trained on."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from conftest import toy_rows, write_csv
+    train = write_csv(tmp_path / "train.csv", toy_rows(240, 1))
+    test = write_csv(tmp_path / "test.csv", toy_rows(80, 2))
+    code = main(["reproduce", "--preset", "smoke", "--train-file", train, "--test-file", test, "--task", "toy",
+                 "--cascades", "1>6", "--difficulty-rule", "kfold", "--difficulty-runs", "2", "--out",
+                 str(tmp_path / "run")])
+    assert code == 0
+    difficulty = load_tables(tmp_path / "run")["difficulty"]
+    assert difficulty["rule"].tolist() == ["kfold"] and difficulty["runs"].tolist() == [2]
+    assert difficulty["examples"].tolist() == [216]  # the 90% of train left after carving tune
+    held_out = list((tmp_path / "run" / "cache").glob("*/held_out_outputs.parquet"))
+    assert len(held_out) == 2 and sum(len(pd.read_parquet(p)) for p in held_out) == 216
+    outputs, _ = load_run(tmp_path / "run")
+    assert {"complete-1L-da", "deebert-da"} <= set(outputs["model"])
+
+
+def test_a_run_opens_as_one_object_and_answers_its_questions(run):
+    import numpy as np
+
+    import workbench as wb
+    opened = wb.Run.load(run)
+    assert (opened.full_layers, opened.seeds, opened.seed, opened.metric) == (6, (0, 1), 0, "accuracy")
+    assert opened.cascade_labels() == ("cascade 1L>6L", "cascade 2L>6L", "cascade 1L>2L>6L")
+    assert opened.cascade_labels(regularized=True)[0] == "cascade+DA 1L>6L"
+    main = opened.tables["main"]
+    answer = wb.answers.cascade_vs_deebert(opened)
+    for target in (2.0, 3.0, 4.0):
+        row = main[(main["method"] == "cascade 1L>6L") & np.isclose(main["target_speedup"], target)].iloc[0]
+        assert f"{target:g}x: {row['metric']:.2f} ({row['speedup_layers']:.2f}x)" in answer
+    calibration = opened.tables["calibration"].set_index("model")
+    assert f"{calibration.loc['complete-1L', 'ece']:.2f}" in wb.answers.calibration(opened)
+    assert wb.answers.exit_reliability(opened).startswith("DIS at layer 1 (50 = chance")
+    best = wb.answers.best_at_highest_target(opened)
+    assert best.startswith("At 4x the most accurate method is") and "oracle" not in best
+    sufficiency = opened.tables["sufficiency"]
+    if len(sufficiency):
+        assert f"{int(sufficiency.sort_values('layer').iloc[0]['n'])} (input, seed) pairs" in \
+            wb.answers.shallow_representations(opened)
+    data = opened.explorer()
+    assert all(method in wb.answers.explorer(data) for method in data.methods)
+
+
+def test_answers_say_when_a_run_compared_nothing(tmp_path, toy_files):
+    import workbench as wb
+    assert main(["reproduce", "--preset", "smoke", "--train-file", toy_files["train"], "--test-file",
+                 toy_files["test"], "--task", "toy", "--depths", "1", "--complete-only", "--out",
+                 str(tmp_path / "run")]) == 0
+    opened = wb.Run.load(tmp_path / "run")
+    assert "--complete-only" in wb.answers.cascade_vs_deebert(opened)
+    assert "--complete-only" in wb.answers.best_at_highest_target(opened)
+    assert "enough inputs" in wb.answers.shallow_representations(opened)

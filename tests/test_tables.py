@@ -1,0 +1,69 @@
+"""Report functions on hand-made outputs tables."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.measures.cost import EncoderShape
+from workbench.methods.points import Study, static_point, tuned_cascade_point
+from workbench.runs.outputs import outputs_frame
+from workbench.study.tables import sufficiency_table, summarize_answers
+
+STUDY = Study("toy", "accuracy", 4, EncoderShape(8, 16, 4), 2)
+
+
+def _complete(model, layer, logits, labels, split="test", seed=0):
+    ids = [f"x{i}" for i in range(len(labels))]
+    return outputs_frame(np.asarray(logits, float), split=split, example_ids=ids, labels=labels, seed=seed,
+                         model=model, layer=layer, tokens=np.full(len(labels), 5))
+
+
+def test_static_answers_pick_the_deepest_model_meeting_the_target():
+    labels = [0, 1, 1, 0]
+    frame = pd.concat([_complete("complete-1L", 1, [[1, 0]] * 4, labels), _complete("complete-2L", 2, [[0, 1]] * 4,
+                                                                                      labels)])
+    answers = static_point(frame, STUDY, 2.0, 0)
+    assert answers.method == "static 2L" and answers.layers_executed.tolist() == [2, 2, 2, 2]
+    assert static_point(frame, STUDY, 3.0, 0).method == "static 1L"
+    assert static_point(frame, STUDY, 5.0, 0) is None
+
+
+def test_tuned_cascade_point_and_summary_by_hand():
+    labels = [0, 1, 1, 0]
+    small = [[3, 0], [0.2, 0], [0, 3], [0, 0.1]]   # confident on items 0 and 2
+    large = [[0, 1], [0, 1], [0, 1], [1, 0]]       # right on 1, 2, 3
+    frame = pd.concat([_complete("complete-1L", 1, small, labels, split=s) for s in ("tune", "test")] +
+                      [_complete("complete-4L", 4, large, labels, split=s) for s in ("tune", "test")])
+    answers = tuned_cascade_point(frame, STUDY, ("complete-1L", "complete-4L"), 1.6, 0, label="cascade")
+    # escalating the two least confident items costs 3 layers on average (1.33x, too slow); escalating only
+    # the least confident one (item 3, confidence 0.525) costs (1 + 1 + 1 + 5) / 4 = 2 layers: 2x
+    assert answers.layers_executed.tolist() == [1, 1, 1, 5]
+    assert answers.pred.tolist() == [0, 0, 1, 0]
+    table = summarize_answers([answers], STUDY)
+    assert table.loc[0, "metric"] == pytest.approx(100 * np.mean(answers.correct))
+    assert table.loc[0, "speedup_layers"] == pytest.approx(4 / answers.layers_executed.mean())
+
+
+def test_sufficiency_needs_enough_examples():
+    assert sufficiency_table(pd.DataFrame(columns=["model", "seed", "split"]), STUDY).empty
+
+
+def test_results_table_cells():
+    from workbench.study.tables import results_table
+    main = pd.DataFrame([
+        {"task": "a", "method": "deebert", "target_speedup": 2.0, "metric_name": "f1", "metric": 80.0,
+         "metric_sd": 0.5, "seeds": 3, "speedup_layers": 2.1, "verdict": None},
+        {"task": "a", "method": "cascade 1L>6L", "target_speedup": 2.0, "metric_name": "f1", "metric": 78.0,
+         "metric_sd": 0.25, "seeds": 3, "speedup_layers": 1.9, "verdict": "worse"},
+        {"task": "a", "method": "pabee", "target_speedup": 2.0, "metric_name": None, "metric": np.nan,
+         "metric_sd": np.nan, "seeds": np.nan, "speedup_layers": np.nan, "verdict": "unreachable"},
+        {"task": "a", "method": "oracle cascade 1L>6L", "target_speedup": 2.0, "metric_name": "accuracy",
+         "metric": 90.0, "metric_sd": 0.0, "seeds": 3, "speedup_layers": 2.0, "verdict": None},
+        {"task": "b", "method": "deebert", "target_speedup": 2.0, "metric_name": "accuracy", "metric": 70.0,
+         "metric_sd": 0.0, "seeds": 1, "speedup_layers": 2.0, "verdict": None},
+    ])
+    table = results_table(main).set_index("method")
+    assert list(table.index) == ["deebert", "pabee", "cascade 1L>6L"]  # references left out, static/exits first
+    assert table.loc["deebert", "a (f1)"] == "80.00 ± 0.50 (2.10x)"
+    assert table.loc["cascade 1L>6L", "a (f1)"] == "78.00 ± 0.25 (1.90x) worse"
+    assert table.loc["pabee", "a (f1)"] == "unreachable"
+    assert table.loc["deebert", "b (accuracy)"] == "70.00 (2.00x)"  # one seed: no sd

@@ -1,0 +1,1 @@
+"""Measures: task metrics, cost in layers and FLOPs, calibration, and statistical analysis."""

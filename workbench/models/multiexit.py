@@ -1,0 +1,252 @@
+"""Internal classifiers at every layer of one backbone: DeeBERT off-ramps, PABEE, and probes.
+
+- **DeeBERT** (Xin et al. 2020): stage 1 is the fine-tuned complete L-layer model; stage 2 freezes
+  it and trains one off-ramp per layer (dense + tanh on the pooled state, initialised from the final
+  pooler, dropout, linear). The last exit is the fine-tuned model's own head. Because the backbone is
+  frozen, stage 2 trains from cached pooled states (`pooled_features`), which costs seconds.
+- **PABEE** (Zhou et al. 2020): a linear classifier per layer on one shared pooler, trained jointly
+  with the backbone on sum_j j * CE_j / sum_j j.
+- **Probes**: the same per-layer heads trained on the frozen *pre-trained* backbone, showing how much
+  task information each layer holds before fine-tuning.
+
+All three are a `MultiExitModel`, whose forward returns logits at every exit, [batch, L, C].
+Off-ramps and probes are trained with Adam for up to `HeadTrainConfig.epochs` epochs on the cached
+states, each layer's head kept at its best tune-split epoch: at least as much training as DeeBERT's
+own recipe (which reuses the fine-tuning schedule), so the baseline is not weakened.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from workbench.config import DifficultyConfig, HeadTrainConfig
+from workbench.data.batching import Encoded, batch_indices, collate
+from workbench.measures.metrics import task_metric
+from workbench.methods.difficulty import difficulty_aware_loss
+from workbench.models.backbones import auto_encoder, backbone_layers, default_pooling, load_encoder
+from workbench.models.complete import ClassifierHead, CompleteModel, pool
+from workbench.names import MULTI_EXIT_KINDS
+from workbench.store import fresh_tmp_dir, replace_dir, write_json
+
+
+@dataclass(frozen=True)
+class MultiExitSpec:
+    """What a multi-exit model is made of; serialised next to every checkpoint."""
+    kind: str                          # 'deebert' | 'pabee' | 'probe'
+    backbone: str = "minilm"           # alias, Hugging Face name or local folder
+    num_layers: int = 6                # L: layers of the backbone, one exit after each
+    num_labels: int = 2
+    pooling: str | None = None         # 'cls' | 'mean'; None = the backbone's convention
+    dropout: float = 0.1
+    attn_implementation: str = "sdpa"
+
+    def resolved(self) -> "MultiExitSpec":
+        if self.kind not in MULTI_EXIT_KINDS:
+            raise ValueError(f"kind must be one of {MULTI_EXIT_KINDS}, got {self.kind!r}")
+        return self if self.pooling else replace(self, pooling=default_pooling(self.backbone))
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+
+@dataclass
+class MultiExitOutput:
+    logits: torch.Tensor  # [batch, exits, num_labels]
+
+
+class MultiExitModel(nn.Module):
+    """An encoder of L layers with a classifier after every layer."""
+
+    def __init__(self, spec: MultiExitSpec, encoder: nn.Module, heads: nn.ModuleList):
+        super().__init__()
+        self.spec = spec
+        self.encoder = encoder
+        self.heads = heads
+
+    @classmethod
+    def build_pabee(cls, spec: MultiExitSpec, *, seed: int = 0) -> "MultiExitModel":
+        """Pre-trained encoder + one shared pooler (from the backbone's) + a fresh linear per layer."""
+        spec = spec.resolved()
+        encoder = _encoder(spec)
+        torch.manual_seed(seed)
+        heads = [ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
+                 for _ in range(spec.num_layers)]
+        shared = heads[0].dense
+        _copy_backbone_pooler(encoder, shared)
+        for head in heads:
+            head.dense = shared
+        _drop_pooler(encoder)
+        return cls(spec, encoder, nn.ModuleList(heads))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> MultiExitOutput:
+        """[batch, seq] inputs -> logits at every exit [batch, L, C]."""
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                              **kwargs).hidden_states[1:]
+        logits = [head(pool(h, attention_mask, self.spec.pooling)) for head, h in zip(self.heads, states)]
+        return MultiExitOutput(logits=torch.stack(logits, dim=1))
+
+    def exit_logits(self, index: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, C] of exit `index` (0-based) from that layer's hidden states [batch, seq, H]."""
+        return self.heads[index](pool(hidden, attention_mask, self.spec.pooling))
+
+    def save_pretrained(self, folder: str | Path, *, tokenizer=None) -> Path:
+        """Write `spec.json`, `encoder/` and `heads.safetensors` (safetensors, atomically)."""
+        folder = Path(folder)
+        tmp = fresh_tmp_dir(folder)
+        write_json(tmp / "spec.json", asdict(self.spec))
+        self.encoder.save_pretrained(tmp / "encoder", safe_serialization=True)
+        # PABEE's heads share one pooler: store copies, sharing is rebuilt on load
+        save_file({k: v.detach().clone().contiguous() for k, v in self.heads.state_dict().items()},
+                  str(tmp / "heads.safetensors"))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp / "tokenizer")
+        return replace_dir(tmp, folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "MultiExitModel":
+        folder = Path(folder)
+        if not (folder / "heads.safetensors").is_file():
+            raise FileNotFoundError(f"{folder} is not a multi-exit checkpoint (no heads.safetensors)")
+        spec = MultiExitSpec(**json.loads((folder / "spec.json").read_text()))
+        transformers.logging.set_verbosity_error()
+        encoder = auto_encoder(folder / "encoder", attn_implementation=spec.attn_implementation)
+        _drop_pooler(encoder)
+        heads = [ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
+                 for _ in range(spec.num_layers)]
+        if spec.kind == "pabee":
+            for head in heads[1:]:
+                head.dense = heads[0].dense
+        module = nn.ModuleList(heads)
+        module.load_state_dict(load_file(str(folder / "heads.safetensors")))
+        return cls(spec, encoder, module)
+
+
+def _encoder(spec: MultiExitSpec) -> nn.Module:
+    total = backbone_layers(spec.backbone)
+    if spec.num_layers > total:
+        raise ValueError(f"num_layers {spec.num_layers} exceeds the {total} layers of {spec.backbone!r}")
+    return load_encoder(spec.backbone, spec.num_layers, dropout=spec.dropout,
+                        attn_implementation=spec.attn_implementation)
+
+
+def _copy_backbone_pooler(encoder: nn.Module, dense: nn.Linear) -> None:
+    pooler = getattr(encoder, "pooler", None)
+    if pooler is not None and isinstance(getattr(pooler, "dense", None), nn.Linear):
+        dense.load_state_dict(pooler.dense.state_dict())
+
+
+def _drop_pooler(encoder: nn.Module) -> None:
+    if hasattr(encoder, "pooler"):
+        encoder.pooler = None
+
+
+def pabee_loss(model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+    """PABEE's weighted objective: sum_j j * CE_j / sum_j j over exits j = 1..L."""
+    logits = model(**batch).logits  # [batch, L, C]
+    weights = torch.arange(1, logits.shape[1] + 1, dtype=logits.dtype)
+    losses = torch.stack([nn.functional.cross_entropy(logits[:, j], labels) for j in range(logits.shape[1])])
+    return (weights * losses).sum() / weights.sum()
+
+
+def pooled_features(encoder: nn.Module, pooling: str, encoded: Encoded, *, batch_size: int = 64) -> np.ndarray:
+    """Pooled states after every layer of a frozen encoder, [n, L, H], in eval mode."""
+    encoder.eval()
+    out = None
+    with torch.inference_mode():
+        for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
+            batch = collate(encoded, idx)
+            states = encoder(**batch, output_hidden_states=True).hidden_states[1:]
+            pooled = torch.stack([pool(h, batch["attention_mask"], pooling) for h in states], dim=1)
+            if out is None:
+                out = np.zeros((len(encoded), *pooled.shape[1:]), dtype=np.float32)
+            out[idx] = pooled.numpy()
+    return out
+
+
+def train_heads(features: np.ndarray, labels: np.ndarray, tune_features: np.ndarray, tune_labels: np.ndarray, *,
+                layers: list[int], num_labels: int, metric: str, config: HeadTrainConfig, seed: int,
+                init_dense: nn.Linear | None = None, easy: np.ndarray | None = None,
+                difficulty: DifficultyConfig | None = None,
+                progress: bool = True) -> tuple[dict[int, ClassifierHead], dict]:
+    """Train one head per layer index in `layers` on cached states [n, L, H]; keep each at its best tune epoch.
+
+    With `easy` (difficulty labels of the training examples) and `difficulty`, each head's loss adds the
+    difficulty-aware regularizer on its own confidence: CE + lambda * L_DA.
+    Returns the heads by layer index and a history {layer index: [tune metric per epoch]}.
+    """
+    easy_t = torch.as_tensor(np.asarray(easy, dtype=bool)) if easy is not None else None
+    if easy_t is not None and (difficulty is None or len(easy_t) != len(labels)):
+        raise ValueError(f"difficulty-aware heads need a DifficultyConfig and one label per training example "
+                         f"(got {len(easy_t)} labels for {len(labels)} examples)")
+    hidden = features.shape[2]
+    x_all, y = torch.tensor(features), torch.tensor(np.asarray(labels, dtype=np.int64))
+    tx_all = torch.tensor(tune_features)
+    heads, history = {}, {}
+    for j in tqdm(layers, desc="train exit heads", disable=not progress, unit="layer"):
+        torch.manual_seed(seed * 1000 + j)
+        head = ClassifierHead(hidden, num_labels, config.dropout)
+        if init_dense is not None:
+            head.dense.load_state_dict(init_dense.state_dict())
+        optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        rng = np.random.default_rng([seed, j])
+        best, best_state, scores = -np.inf, None, []
+        for _ in range(config.epochs):
+            head.train()
+            order = rng.permutation(len(y))
+            for start in range(0, len(order), config.batch_size):
+                idx = order[start:start + config.batch_size]
+                logits = head(x_all[idx, j])
+                loss = nn.functional.cross_entropy(logits, y[idx])
+                if easy_t is not None:
+                    confidence = torch.softmax(logits, dim=-1).max(dim=-1).values
+                    loss = loss + difficulty.weight * difficulty_aware_loss(
+                        confidence, easy_t[idx], margin=difficulty.margin,
+                        generator=torch.Generator().manual_seed(seed * 1000 + j + start))
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            head.eval()
+            with torch.inference_mode():
+                score = task_metric(metric, tune_labels, head(tx_all[:, j]).argmax(1).numpy())
+            scores.append(score)
+            if score > best:
+                best, best_state = score, {k: v.clone() for k, v in head.state_dict().items()}
+        head.load_state_dict(best_state)
+        heads[j], history[j] = head.eval(), scores
+    return heads, history
+
+
+def deebert_from_complete(complete: CompleteModel, heads: dict[int, ClassifierHead]) -> MultiExitModel:
+    """Assemble DeeBERT: the fine-tuned complete model's encoder, trained off-ramps at layers 1..L-1, and
+    the complete model's own head at layer L."""
+    spec = MultiExitSpec(kind="deebert", backbone=complete.spec.backbone, num_layers=complete.spec.depth,
+                         num_labels=complete.spec.num_labels, pooling=complete.spec.pooling,
+                         dropout=complete.spec.dropout, attn_implementation=complete.spec.attn_implementation)
+    ordered = [heads[j] for j in range(spec.num_layers - 1)] + [complete.head]
+    return MultiExitModel(spec, complete.encoder, nn.ModuleList(ordered))
+
+
+def probe_model(spec: MultiExitSpec, heads: dict[int, ClassifierHead]) -> MultiExitModel:
+    """Assemble probes: the pre-trained (not fine-tuned) encoder with a trained head per layer."""
+    spec = replace(spec.resolved(), kind="probe")
+    encoder = _encoder(spec)
+    _drop_pooler(encoder)
+    return MultiExitModel(spec, encoder, nn.ModuleList([heads[j] for j in range(spec.num_layers)]))
+
+
+def backbone_pooler(spec: MultiExitSpec) -> nn.Linear | None:
+    """The pre-trained pooler's dense layer of a backbone, if it has one (to initialise probe heads)."""
+    encoder = load_encoder(spec.backbone, 1)
+    pooler = getattr(encoder, "pooler", None)
+    return pooler.dense if pooler is not None and isinstance(getattr(pooler, "dense", None), nn.Linear) else None

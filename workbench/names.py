@@ -1,0 +1,233 @@
+"""The workbench's vocabulary: every model, member, cascade, method and reference name is built and read here.
+
+Nothing else in the package builds a name with an f-string or slices one: it asks this module, the way
+transformers asks `AutoConfig` for a model type.
+
+| name | what it is |
+|---|---|
+| `complete-2L` | a complete model: the first 2 layers of the run's backbone plus a head, all fine-tuned |
+| `small-2L` | the same on the run's separate small backbone (`--small-model`) |
+| `complete-2L-da` | trained with the difficulty-aware regularizer (also `small-2L-da`) |
+| `deebert`, `pabee`, `probe` | multi-exit models, one exit after every layer; `deebert-da` with the regularizer |
+| `cascade 1L>6L` | a cascade of complete models, smallest first (`cascade+DA 1L>6L`: its small members are `-da`) |
+| `static 6L` | the deepest complete model that reaches a target speed-up (the paper's BERT-kL) |
+| `random escalation 1L>6L`, `oracle cascade 1L>6L`, `oracle ceiling 1L>6L` | reference lines of a two-member cascade |
+| `oracle exit`, `random exit` | reference lines of early exit |
+
+>>> cascade_label((1, 6), regularized=True)
+'cascade+DA 1L>6L'
+>>> parse_cascade('cascade+DA 1L>6L')
+((1, 6), True)
+>>> member_names((1, 2, 6), regularized=True)
+('complete-1L-da', 'complete-2L-da', 'complete-6L')
+>>> parse_model('small-2L-da')
+ModelName(family='small', depth=2, regularized=True)
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+COMPLETE_FAMILIES = ("complete", "small")          # complete models of the run's backbone / the small backbone
+MULTI_EXIT_KINDS = ("deebert", "pabee", "probe")   # one exit after every layer
+DA = "-da"                                         # suffix of models trained with the difficulty-aware regularizer
+
+# Early-exit models the study evaluates, with their exit rules (their own first, the one the targets use).
+EXIT_POLICIES: dict[str, tuple[str, ...]] = {"deebert": ("entropy", "maxprob"), "deebert-da": ("entropy", "maxprob"),
+                                             "pabee": ("patience", "maxprob")}
+CASCADE_POLICIES = ("maxprob",)
+ESCALATION_REFERENCES = {"random": "random escalation", "oracle": "oracle cascade", "ceiling": "oracle ceiling"}
+EXIT_REFERENCES = ("oracle exit", "random exit")
+
+_MODEL = re.compile(r"^(?:(?P<family>complete|small)-(?P<depth>\d+)L|(?P<kind>deebert|pabee|probe))(?P<da>-da)?$")
+_PAIR = re.compile(r"^\d+L(?:>\d+L)+$")
+_CASCADE = re.compile(r"^cascade(?P<da>\+DA)? (?P<pair>\d+L(?:>\d+L)+)$")
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """A model name read back: its family, depth (complete models) and whether it carries the regularizer."""
+    family: str         # 'complete' | 'small' | 'deebert' | 'pabee' | 'probe'
+    depth: int | None   # layers of a complete model; None for multi-exit models
+    regularized: bool   # trained with the difficulty-aware regularizer ('-da')
+
+    def __str__(self) -> str:
+        base = f"{self.family}-{self.depth}L" if self.depth is not None else self.family
+        return base + (DA if self.regularized else "")
+
+    @property
+    def is_complete(self) -> bool:
+        return self.family in COMPLETE_FAMILIES
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def complete_name(depth: int, *, small: bool = False, regularized: bool = False) -> str:
+    """'complete-<k>L', 'small-<k>L' (on the small backbone), with '-da' when regularized."""
+    return str(ModelName("small" if small else "complete", int(depth), regularized))
+
+
+def multi_exit_name(kind: str, *, regularized: bool = False) -> str:
+    """'deebert', 'pabee', 'probe', with '-da' when regularized."""
+    if kind not in MULTI_EXIT_KINDS:
+        raise ValueError(f"multi-exit kind must be one of {MULTI_EXIT_KINDS}, got {kind!r}")
+    return str(ModelName(kind, None, regularized))
+
+
+def parse_model(name: str) -> ModelName:
+    """Read a model name of the outputs table; a clear error for anything else."""
+    found = _MODEL.match(str(name))
+    if not found:
+        raise ValueError(f"{name!r} is not a model name; expected e.g. 'complete-2L', 'small-2L', 'complete-2L-da', "
+                         f"or one of {', '.join(MULTI_EXIT_KINDS)} (optionally with '-da')")
+    depth = found["depth"]
+    return ModelName(found["family"] or found["kind"], int(depth) if depth else None, bool(found["da"]))
+
+
+def try_parse_model(name: str) -> ModelName | None:
+    """:func:`parse_model`, or None for a name that is not a model's."""
+    try:
+        return parse_model(name)
+    except ValueError:
+        return None
+
+
+def complete_depths(models: Iterable[str]) -> tuple[int, ...]:
+    """Sorted depths of the plain complete models ('complete-<k>L') among `models`."""
+    parsed = (try_parse_model(m) for m in models)
+    return tuple(sorted({p.depth for p in parsed if p and p.family == "complete" and not p.regularized}))
+
+
+def exit_rules(model: str) -> tuple[str, ...] | None:
+    """The exit rules of an early-exit model, its own first ('deebert' -> entropy, maxprob); a variant such
+    as 'pabee-da' takes its family's; None for a model that is not early exit."""
+    if model in EXIT_POLICIES:
+        return EXIT_POLICIES[model]
+    parsed = try_parse_model(model)
+    return EXIT_POLICIES.get(parsed.family) if parsed else None
+
+
+# ----------------------------------------------------------------------------- cascades
+
+
+def member_names(depths: Iterable[int], *, regularized: bool = False, small: bool = False) -> tuple[str, ...]:
+    """Model names of a cascade's members; with `regularized`, non-final members are the -da models; with
+    `small`, non-final members come from the run's small backbone ('small-<k>L')."""
+    depths = tuple(depths)
+    last = len(depths) - 1
+    return tuple(complete_name(d, small=small and i < last, regularized=regularized and i < last)
+                 for i, d in enumerate(depths))
+
+
+def pair_text(depths: Iterable[int]) -> str:
+    """'1L>6L' for members of depths 1 and 6."""
+    return ">".join(f"{int(d)}L" for d in depths)
+
+
+def parse_pair(text: str) -> tuple[int, ...]:
+    """Depths of '1L>2L>6L'; a clear error for anything else."""
+    if not _PAIR.match(text):
+        raise ValueError(f"cannot read the members {text!r}; write them as depths, e.g. '1L>6L'")
+    return tuple(int(part[:-1]) for part in text.split(">"))
+
+
+def parse_depths_option(text: str) -> tuple[tuple[int, ...], ...]:
+    """The `--cascades` option: '1>6,2>6,1>2>6' -> ((1, 6), (2, 6), (1, 2, 6))."""
+    try:
+        return tuple(tuple(int(d) for d in c.split(">")) for c in text.split(","))
+    except ValueError:
+        raise ValueError(f"--cascades: cannot read {text!r}; write member depths smallest first, "
+                         "separated by '>', one cascade per comma, e.g. '1>6,2>6,1>2>6'") from None
+
+
+def cascade_label(depths: Iterable[int], *, regularized: bool = False) -> str:
+    """'cascade 1L>6L', or 'cascade+DA 1L>6L' when its non-final members carry the regularizer."""
+    return ("cascade+DA " if regularized else "cascade ") + pair_text(depths)
+
+
+def parse_cascade(label: str) -> tuple[tuple[int, ...], bool] | None:
+    """(depths, regularized) of a cascade label; None when `label` is not one."""
+    found = _CASCADE.match(str(label))
+    return (parse_pair(found["pair"]), bool(found["da"])) if found else None
+
+
+def cascade_of_members(members: Iterable[str]) -> tuple[tuple[int, ...], bool] | None:
+    """(depths, regularized) when `members` are exactly the members of a cascade of the run's backbone."""
+    members = tuple(members)
+    parsed = [try_parse_model(m) for m in members]
+    if not all(p and p.family == "complete" for p in parsed):
+        return None
+    depths = tuple(p.depth for p in parsed)
+    for regularized in (False, True):
+        if member_names(depths, regularized=regularized) == members:
+            return depths, regularized
+    return None
+
+
+def members_label(members: Iterable[str]) -> str:
+    """The label of a cascade of `members`: 'cascade 1L>6L' (or 'cascade+DA 1L>6L') when they are the members of
+    such a cascade, else 'cascade ' followed by the member names joined by '>'."""
+    members = tuple(members)
+    known = cascade_of_members(members)
+    return cascade_label(known[0], regularized=known[1]) if known else "cascade " + ">".join(members)
+
+
+def claims_cascade(label: str) -> bool:
+    """True for a label that starts like a cascade's, readable or not (for error messages)."""
+    return str(label).startswith("cascade")
+
+
+def is_small_member(model: str) -> bool:
+    """True for complete models of the separate small backbone ('small-<k>L')."""
+    parsed = try_parse_model(model)
+    return bool(parsed) and parsed.family == "small"
+
+
+# ----------------------------------------------------------------------------- methods and references
+
+
+def static_label(depth: int) -> str:
+    """'static <k>L': the complete k-layer model as an operating point."""
+    return f"static {int(depth)}L"
+
+
+def reference_label(kind: str, depths: Iterable[int]) -> str:
+    """'random escalation 1L>6L', 'oracle cascade 1L>6L' or 'oracle ceiling 1L>6L' (kind random|oracle|ceiling)."""
+    return f"{ESCALATION_REFERENCES[kind]} {pair_text(depths)}"
+
+
+def parse_reference(label: str) -> tuple[str, str] | None:
+    """(kind, pair text) of an escalation reference label; None otherwise."""
+    for kind, prefix in ESCALATION_REFERENCES.items():
+        if str(label).startswith(prefix + " "):
+            return kind, str(label)[len(prefix) + 1:]
+    return None
+
+
+def is_reference(method: str) -> bool:
+    """True for reference lines (random and oracle escalation or exit), which no real method reaches."""
+    return method in EXIT_REFERENCES or parse_reference(method) is not None
+
+
+def method_rank(method: str) -> int:
+    """Order of methods in results tables: static, DeeBERT, PABEE, cascades, regularized cascades, others."""
+    if str(method).startswith("static "):
+        return 0
+    parsed = try_parse_model(method)
+    if parsed and parsed.family in ("deebert", "pabee"):
+        return 1 if parsed.family == "deebert" else 2
+    cascade = parse_cascade(method)
+    if cascade:
+        return 4 if cascade[1] else 3
+    return 5
+
+
+def display_name(model: str, layer: int) -> str:
+    """A model's exit at `layer` in words, for figure legends: 'complete 1L + DA', 'DeeBERT exit 1', ..."""
+    parsed = parse_model(model)
+    if parsed.is_complete:
+        return f"{parsed.family} {parsed.depth}L" + (" + DA" if parsed.regularized else "")
+    words = {"deebert": "DeeBERT", "pabee": "PABEE", "probe": "probe (pre-trained)"}[parsed.family]
+    return f"{words}{' + DA' if parsed.regularized else ''}{' exit' if parsed.family != 'probe' else ''} {layer}"

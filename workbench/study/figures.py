@@ -1,0 +1,258 @@
+"""Figures: pure functions from tidy DataFrames to matplotlib Axes, plus one saving helper.
+
+Every plot function takes a DataFrame and `ax=None` (a new figure when None) and returns the Axes;
+none of them computes results. `save_figure` writes PNG, PDF and a JSON sidecar with the settings
+that produced the figure. One style for all: seaborn's colour-blind-safe palette, labelled axes
+with units, legends.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from workbench.measures.calibration import reliability_diagram, reliability_table
+from workbench.methods.points import OperatingPoint
+from workbench.names import display_name, parse_reference
+from workbench.runs.folder import load_tables
+from workbench.store import environment, read_json, write_json
+
+PALETTE = "colorblind"
+METHOD_ORDER = ("complete", "deebert", "pabee", "probe", "cascade", "cascade+da", "oracle", "random")
+
+
+def use_style() -> None:
+    """The workbench's one figure style."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+
+
+def _axes(ax, figsize=(6, 4)):
+    if ax is None:
+        use_style()
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def speed_accuracy(curves: pd.DataFrame, *, ax=None, x: str = "speedup_layers", metric_name: str = "accuracy",
+                   references: pd.DataFrame | None = None, legend_outside: bool = True):
+    """Speed-accuracy curves: one line per `method` of `curves` (columns method, `x`, metric); dashed
+    reference lines (random, oracle) from `references` with the same columns."""
+    ax = _axes(ax, figsize=(9, 4.5))
+    colors = dict(zip(sorted(curves["method"].unique()), sns.color_palette(PALETTE, 10)))
+    for method, group in curves.groupby("method", sort=True):
+        group = group.sort_values(x)
+        ax.plot(group[x], group["metric"], marker="o", ms=3, label=method, color=colors[method])
+    if references is not None:
+        styles = itertools.cycle(("--", ":", "-.", (0, (5, 1, 1, 1))))
+        for method, group in references.groupby("method", sort=True):
+            group = group.sort_values(x)
+            if len(group) == 1:  # a single operating point, e.g. the oracle exit
+                ax.plot(group[x], group["metric"], marker="*", ms=12, linestyle="none", color="0.2",
+                        label=f"{method} (reference)")
+            else:
+                ax.plot(group[x], group["metric"], linestyle=next(styles), color="0.35", label=f"{method} (reference)")
+    label = {"speedup_layers": "speed-up (full layers / mean layers executed)",
+             "speedup_flops": "speed-up (full FLOPs / mean FLOPs executed)"}.get(x, x)
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"{metric_name} (%)")
+    if legend_outside:
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def sufficiency_bars(table: pd.DataFrame, *, ax=None):
+    """Accuracy of the internal classifier vs the complete k-layer model on the instances the internal
+    classifier exits at layer k (columns layer, n, acc_internal, acc_complete, ci_low, ci_high)."""
+    ax = _axes(ax, figsize=(7, 4.5))
+    x = np.arange(len(table))
+    width = 0.38
+    colors = sns.color_palette(PALETTE)
+    ax.bar(x - width / 2, table["acc_internal"], width, label="internal classifier (off-ramp)", color=colors[0])
+    bars = ax.bar(x + width / 2, table["acc_complete"], width, label="complete k-layer model", color=colors[1])
+    if {"ci_low", "ci_high"} <= set(table.columns):
+        diff = table["acc_complete"] - table["acc_internal"]
+        for rect, low, high, d in zip(bars, table["ci_low"], table["ci_high"], diff):
+            ax.annotate(f"off-ramp {-d:+.1f} [{-high:+.1f}, {-low:+.1f}]", (rect.get_x() + rect.get_width() / 2,
+                        rect.get_height()), ha="center", va="bottom", fontsize="x-small")
+    ax.set_xticks(x, [f"layer {int(k)}\n(n={int(n)})" for k, n in zip(table["layer"], table["n"])])
+    ax.set_ylabel("accuracy on those instances (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize="small", loc="lower right")
+    return ax
+
+
+def dis_heatmap(table: pd.DataFrame, *, ax=None, value: str = "dis"):
+    """Difficulty Inversion Score per model (rows) and layer (columns); 50 is chance."""
+    ax = _axes(ax)
+    grid = table.groupby(["model", "layer"])[value].mean().unstack("layer")
+    sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", vmin=50, vmax=100, ax=ax,
+                cbar_kws={"label": "DIS (pairs ordered correctly, %)"})
+    ax.set_xlabel("exit layer")
+    ax.set_ylabel("model")
+    return ax
+
+
+def exit_histogram(shares: pd.Series, *, ax=None, label: str | None = None):
+    """Share of examples exiting at each layer (index: layer, values: fraction)."""
+    ax = _axes(ax)
+    ax.bar(shares.index.astype(int), 100 * shares.to_numpy(), label=label, color=sns.color_palette(PALETTE)[0])
+    ax.set_xlabel("exit layer")
+    ax.set_ylabel("examples exiting (%)")
+    if label:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def save_figure(ax_or_fig, path_stem: str | Path, *, config: dict[str, Any] | None = None) -> list[Path]:
+    """Write `<stem>.png`, `<stem>.pdf` and `<stem>.json` (the settings that made the figure)."""
+    fig = ax_or_fig.figure if hasattr(ax_or_fig, "figure") and not isinstance(ax_or_fig, plt.Figure) else ax_or_fig
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    paths = []
+    for suffix in (".png", ".pdf"):
+        tmp = stem.with_name(f".{stem.name}.tmp{suffix}")
+        fig.savefig(tmp, dpi=150)
+        tmp.replace(stem.with_suffix(suffix))
+        paths.append(stem.with_suffix(suffix))
+    paths.append(write_json(stem.with_suffix(".json"), {"figure": stem.name, "config": config or {},
+                                                        "environment": environment()}))
+    plt.close(fig)
+    return paths
+
+
+# ----------------------------------------------------------------------------- a run's figures
+
+
+def write_figures(run: str | Path, out: str | Path) -> list[Path]:
+    """Regenerate every figure of a run folder from its stored tables and config (no model runs)."""
+    run, out = Path(run), Path(out)
+    config = read_json(run / "config.json")
+    tables = load_tables(run)
+    use_style()
+    written, metric = [], config["task"].get("metric", "accuracy")
+    settings = {"run": str(run), "task": config["task"]["name"]}
+    if len(tables.get("early_exit", ())):
+        ax = speed_accuracy(speed_accuracy_curves(tables), metric_name=metric,
+                            references=speed_accuracy_references(tables))
+        ax.set_title(f"{config['task']['name']}: speed vs {metric} (test split, mean over seeds)")
+        written += save_figure(ax, out / "speed_accuracy", config=settings)
+    if len(tables.get("sufficiency", ())):
+        ax = sufficiency_bars(tables["sufficiency"])
+        ax.set_title("instances DeeBERT exits at layer k")
+        written += save_figure(ax, out / "sufficiency", config=settings)
+    if "dis" in tables:
+        ax = dis_heatmap(tables["dis"])
+        ax.set_title("Difficulty Inversion Score (test split; 50 = chance)")
+        written += save_figure(ax, out / "dis_heatmap", config=settings)
+    bins = tables.get("reliability")
+    if bins is not None and not bins.empty:
+        panels = list(dict.fromkeys(bins["model"]))
+        written += save_figure(reliability_grid(bins), out / "reliability", config={**settings, "panels": panels})
+    return written
+
+
+def speed_accuracy_curves(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The curves of the speed-accuracy figure (method, speedup_layers, metric), averaged over seeds: each
+    baseline's own exit rule over its grid, the two-member cascades over a threshold grid, the complete models."""
+    sweeps = tables["early_exit"]
+    own = sweeps[(sweeps["method"].isin(["deebert", "deebert-da"]) & (sweeps["policy"] == "entropy")) |
+                 ((sweeps["method"] == "pabee") & (sweeps["policy"] == "patience"))]
+    curves = own.groupby(["method", "param"])[["speedup_layers", "metric"]].mean().reset_index()
+    parts = [curves]
+    if "cascade_sweeps" in tables:
+        cs = tables["cascade_sweeps"]
+        key = [c for c in cs.columns if c.startswith("threshold")]
+        parts.append(cs.groupby(["method", *key], dropna=False)[["speedup_layers", "metric"]].mean().reset_index())
+    static = tables["complete_models"].assign(method="complete kL")
+    parts.append(static[["method", "speedup_layers", "metric"]])
+    return pd.concat(parts, ignore_index=True)[["method", "speedup_layers", "metric"]]
+
+
+def speed_accuracy_references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """The reference lines of the speed-accuracy figure: oracle exit, random exit, and the random and oracle
+    escalation of the first two-member cascade, averaged over seeds."""
+    refs, main = tables.get("exit_references"), tables.get("main")
+    parts = []
+    if refs is not None:  # oracle exit: one point per seed, averaged; random exit: a line on a fixed grid
+        parts.append(refs.groupby(["method", refs["speedup_layers"].round(6)])["metric"].mean().reset_index())
+        oracle = refs[refs["method"] == "oracle exit"]
+        if len(oracle):
+            parts[-1] = pd.concat([parts[-1][parts[-1]["method"] != "oracle exit"],
+                                   oracle[["speedup_layers", "metric"]].mean().to_frame().T.assign(method="oracle exit")])
+    if main is not None:
+        kinds = main["method"].map(parse_reference)
+        lines = main[kinds.map(lambda k: k is not None and k[0] in ("random", "oracle"))]
+        if len(lines):
+            first = parse_reference(lines["method"].iloc[0])[1]  # the first pair, e.g. 1L>6L
+            parts.append(lines[kinds[lines.index].map(lambda k: k[1] == first)][["method", "speedup_layers", "metric"]])
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def reliability_grid(bins: pd.DataFrame, *, models: Sequence[str] | None = None, columns: int = 3):
+    """Reliability diagrams on a grid, one panel per model exit of a per-bin table (`tables.reliability_bins`:
+    columns model, layer and those of `calibration.reliability_table`); `models` picks and orders the panels.
+    Returns the Figure."""
+    from workbench.measures.calibration import reliability_diagram
+    panels = [m for m in (models or dict.fromkeys(bins["model"])) if (bins["model"] == m).any()]
+    if not panels:
+        raise ValueError(f"no reliability bins for {list(models or [])}; the table has {sorted(set(bins['model']))}")
+    cols = min(columns, len(panels))
+    rows = -(-len(panels) // cols)
+    use_style()
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, model in zip(axes.flat, panels):
+        table = bins[bins["model"] == model]
+        label = display_name(model, int(table["layer"].iloc[0]))
+        reliability_diagram(table.drop(columns=["model", "layer"]), ax=ax, label=label)
+        ax.set_title(f"{label} (test, seeds pooled)", fontsize="medium")
+        ax.legend(fontsize="x-small", loc="upper left")
+    return fig
+
+
+# ----------------------------------------------------------------------------- the explorer's figure
+
+
+def explorer_figure(state: OperatingPoint, curve: pd.DataFrame, *, fig=None):
+    """Three views of one operating point: the method's speed-accuracy curve with the point marked, the
+    share of examples answered at each exit, and the reliability diagram of the answers (with their ECE).
+    Draws on `fig` (a new matplotlib Figure, not registered with pyplot, when None) and returns it."""
+    from matplotlib.figure import Figure
+
+    use_style()
+    fig = fig if fig is not None else Figure(figsize=(15, 4.2), layout="constrained")
+    ax_curve, ax_exits, ax_reliability = fig.subplots(1, 3)
+    speed_accuracy(curve[["method", "speedup_layers", "metric"]], ax=ax_curve, metric_name=state.metric_name)
+    ax_curve.plot([state.speedup_layers], [state.metric], marker="X", ms=13, color="crimson", linestyle="none",
+                  label=f"operating point: {state.rule_text()}")
+    ax_curve.legend(fontsize="small", loc="best")
+    ax_curve.set_title(f"{state.metric_name} {state.metric:.1f} at {state.speedup_layers:.2f}x")
+    exit_histogram(state.exit_shares, ax=ax_exits)
+    ax_exits.set_xticks(state.exit_shares.index.astype(int))
+    if len(state.members) > 1:
+        ax_exits.set_xlabel("depth of the answering member (layers)")
+    ax_exits.set_title(f"{100 * state.examples['early'].mean():.0f}% exit early, "
+                       f"{len(state.wrong_early_exits)} of them wrong")
+    table = reliability_table(state.examples["confidence"].to_numpy(), state.examples["correct"].to_numpy())
+    reliability_diagram(table, ax=ax_reliability, label="answers")
+    ax_reliability.set_title(f"calibration of the answers: ECE {state.ece:.1f}")
+    fig.suptitle(f"{state.method} ({state.split} split, seed {state.seed})")
+    return fig
+
+
+def figure_png(fig, *, dpi: int = 72) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

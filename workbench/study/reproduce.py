@@ -1,0 +1,232 @@
+"""The main job, `reproduce`: train every model once, store every output, then tables, checks and figures.
+
+A run folder (`--out DIR`) holds:
+
+- `outputs.parquet`   every tune/test example x model x exit (schema in `workbench.runs.outputs`):
+                      complete-kL, complete-kL-da (difficulty-aware), deebert, pabee, probe;
+- `tables/`           complete_models, early_exit (policy sweeps), exit_references, sufficiency, dis,
+                      calibration, difficulty, cascade_sweeps, main (the paper's table with intervals
+                      and verdicts), gap_closed, executor (real execution vs simulation, wall-clock),
+                      each as CSV and Markdown;
+- `figures/`          speed_accuracy, sufficiency, dis_heatmap, reliability (PNG, PDF, JSON sidecar),
+                      regenerated from the stored files by `python -m workbench figures --run DIR`;
+- `config.json`       the full configuration, task source and notes, package versions, git commit;
+- `cache/`            trained checkpoints and their outputs, keyed by config and data hash.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from workbench.config import RunConfig
+from workbench.data.batching import encode
+from workbench.data.registry import prepare_task
+from workbench.measures.analysis import dis_table
+from workbench.measures.cost import EncoderShape
+from workbench.methods.cascade import CascadeOutputs, sweep_cascade
+from workbench.methods.executor import run_cascade, run_early_exit, run_full
+from workbench.methods.points import Study, static_point, tuned_cascade_point, tuned_exit_point
+from workbench.models.backbones import backbone_config, backbone_layers, load_tokenizer
+from workbench.models.complete import CompleteModel
+from workbench.models.multiexit import MultiExitModel
+from workbench.names import EXIT_POLICIES, cascade_label, member_names, pair_text, reference_label
+from workbench.runs.folder import write_run
+from workbench.runs.outputs import validate_outputs
+from workbench.store import environment, read_json, to_jsonable
+from workbench.study.figures import write_figures
+from workbench.study.stages import (complete_model, complete_model_outputs, da_member, deebert_model, difficulty_labels,
+                                    early_exit_outputs)
+from workbench.study.tables import (calibration_summary, cascade_references, early_exit_sweeps, exit_references,
+                                    gap_closed_table, mean_over_seeds, reliability_bins, sufficiency_table,
+                                    summarize_answers, summarize_depths)
+
+
+def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict[str, pd.DataFrame]:
+    """Every table of the study, from the outputs table alone."""
+    tables = {"complete_models": summarize_depths(outputs, metric=study.metric, full_layers=study.full_layers)}
+    tables["dis"] = mean_over_seeds(dis_table(outputs), ["model", "layer"])
+    tables["calibration"] = mean_over_seeds(calibration_summary(outputs), ["model", "layer"])
+    tables["reliability"] = reliability_bins(outputs)
+    if not config.study:
+        return tables
+    tables["early_exit"] = early_exit_sweeps(outputs, study)
+    tables["exit_references"] = exit_references(outputs, study)
+    tables["sufficiency"] = sufficiency_table(outputs, study, target=config.sufficiency_target)
+    cascades = config.cascade_depths(study.full_layers)
+    small = bool(config.small_backbone)
+    small_shape = EncoderShape.of_config(backbone_config(config.small_backbone)) if small else study.shape
+
+    def names(depths, regularized=False):
+        return member_names(depths, regularized=regularized, small=small)
+
+    def shapes(depths):
+        return [small_shape] * (len(depths) - 1) + [study.shape]
+    exits = [m for m in EXIT_POLICIES if (outputs["model"] == m).any()]
+    answers, references, reference_rows, sweeps = [], {}, [], []
+    for seed in config.seeds:
+        for target in config.targets:
+            for found in [static_point(outputs, study, target, seed)] + \
+                    [tuned_exit_point(outputs, study, m, target, seed) for m in exits]:
+                if found is not None:
+                    answers.append(found)
+            for depths in cascades:
+                for regularized in (False, True):
+                    found = tuned_cascade_point(outputs, study, names(depths, regularized), target, seed,
+                                                label=cascade_label(depths, regularized=regularized),
+                                                shapes=shapes(depths))
+                    if found is not None:
+                        answers.append(found)
+            for depths in (d for d in cascades if len(d) == 2):  # the reference lines are for two members
+                try:
+                    refs = cascade_references(outputs, study, names(depths)[0], names(depths)[-1], target, seed)
+                except ValueError:  # the target exceeds this pair's ceiling
+                    continue
+                reference_rows.append({"pair": pair_text(depths), "target_speedup": target, "seed": seed, **refs})
+                for kind in ("random", "oracle", "ceiling"):
+                    references.setdefault((reference_label(kind, depths), target), []).append(refs[kind])
+        for depths in cascades:
+            if len(depths) != 2:
+                continue
+            for regularized in (False, True):
+                out = CascadeOutputs.from_outputs(outputs, members=names(depths, regularized),
+                                                  split="test", seed=seed)
+                grid = np.unique(np.concatenate([np.linspace(0.5, 1.0, 26), [0.99, 0.995, 0.999]]))
+                sweeps.append(sweep_cascade(out, grid, metric=study.metric, full_layers=study.full_layers)
+                              .assign(method=cascade_label(depths, regularized=regularized), seed=seed))
+    main = summarize_answers(answers, study, references=references)
+    methods = exits + [cascade_label(d, regularized=r) for d in cascades for r in (False, True)]
+    unreachable = [{"task": study.task, "method": method, "target_speedup": target, "verdict": "unreachable"}
+                   for method in methods for target in config.targets
+                   if not ((main["method"] == method) & (main["target_speedup"] == target)).any()]
+    tables["main"] = pd.concat([main, pd.DataFrame(unreachable)], ignore_index=True) if unreachable else main
+    tables["gap_closed"] = gap_closed_table(answers, pd.DataFrame(reference_rows),
+                                            {cascade_label(d, regularized=r): pair_text(d)
+                                             for d in cascades if len(d) == 2 for r in (False, True)})
+    tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
+    return tables
+
+
+def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study, *, seed: int) -> pd.DataFrame:
+    """Run DeeBERT and the first cascade for real at each target (parameters chosen on tune), check that they
+    answer as the simulation did, and time them against the full model at the same batch size.
+
+    The batch size is the one the stored outputs were computed with, so the first layer or member sees
+    exactly the same batches; later ones run on fewer rows with less padding, where floating-point
+    results may differ in the last bits, so an example whose confidence sits within that noise of a
+    threshold can exit elsewhere: such examples are counted in `mismatches`, never hidden."""
+    batch_size = config.train.eval_batch_size
+    full_folder, _ = complete_model(task, config, study.full_layers, seed, progress=False)
+    test = task.splits["test"]
+    encoded = encode(load_tokenizer(config.backbone), test, config.train.max_length)
+    order = pd.Index(test["example_id"].astype(str))
+    full = run_full(CompleteModel.from_pretrained(full_folder / "best"), encoded, batch_size=batch_size)
+    deebert_dir, _ = deebert_model(task, config, seed, progress=False)
+    deebert = MultiExitModel.from_pretrained(deebert_dir / "best")
+    depths = config.cascade_depths(study.full_layers)[0]
+    backbones = [config.member_backbone(final=i == len(depths) - 1) for i in range(len(depths))]
+    members = [CompleteModel.from_pretrained(complete_model(task, config, d, seed, backbone=b, progress=False)[0]
+                                             / "best") for d, b in zip(depths, backbones)]
+    member_inputs = [encode(load_tokenizer(b), test, config.train.max_length) for b in backbones]
+    small_shape = EncoderShape.of_config(backbone_config(backbones[0]))
+    rows = []
+    for target in config.targets:
+        runs = []
+        sim = tuned_exit_point(outputs, study, "deebert", target, seed)
+        if sim is not None:
+            runs.append(("deebert", sim, run_early_exit(deebert, encoded, policy="entropy", param=sim.values[0],
+                                                        batch_size=batch_size)))
+        sim = tuned_cascade_point(outputs, study, member_names(depths, small=bool(config.small_backbone)), target,
+                                  seed, label=cascade_label(depths),
+                                  shapes=[small_shape] * (len(depths) - 1) + [study.shape])
+        if sim is not None:
+            runs.append((cascade_label(depths), sim, run_cascade(members, member_inputs, sim.values,
+                                                                 batch_size=batch_size)))
+        for method, sim, real in runs:
+            position = order.get_indexer(sim.example_ids)
+            mismatch = (real.pred[position] != sim.pred) | (real.layers_executed[position] != sim.layers_executed)
+            rows.append({"method": method, "target_speedup": target, "seed": seed, "batch_size": batch_size,
+                         "params": sim.setting, "examples": len(sim.pred), "mismatches": int(mismatch.sum()),
+                         "agree_pred": bool(np.array_equal(real.pred[position], sim.pred)),
+                         "agree_layers": bool(np.array_equal(real.layers_executed[position], sim.layers_executed)),
+                         "speedup_layers": study.full_layers / real.layers_executed.mean(),
+                         "speedup_wallclock": full.seconds / real.seconds,
+                         "ms_per_example": 1000 * real.seconds_per_example,
+                         "full_ms_per_example": 1000 * full.seconds_per_example})
+    return pd.DataFrame(rows)
+
+
+def reproduce(config: RunConfig, *, progress: bool = True, force: bool = False) -> dict[str, Path]:
+    """Run the main job described in the module docstring; returns the paths it wrote.
+
+    When the run folder already holds a finished run of exactly this configuration it is returned as it
+    is, unless `force` (the command line always recomputes the tables, reusing every cached model)."""
+    out = Path(config.out)
+    paths = {"outputs": out / "outputs.parquet", "config": out / "config.json", "figures": out / "figures"}
+    if not force and all(p.exists() for p in paths.values()) and (out / "tables" / "main.csv").exists() == config.study:
+        if read_json(paths["config"]).get("run") == json.loads(json.dumps(to_jsonable(asdict(config)))):
+            print(f"{out}: up to date (outputs, tables and figures of this configuration are there)")
+            return paths
+    task = prepare_task(config.task, config.train)
+    for note in task.notes:
+        tqdm.write(f"{task.spec.name}: {note}")
+    full_layers = backbone_layers(config.backbone)
+    study = Study(task.spec.name, task.spec.metric, full_layers,
+                  EncoderShape.of_config(backbone_config(config.backbone)), task.num_labels)
+    frames = [complete_model_outputs(task, config, depths=config.trained_depths(full_layers), progress=progress)]
+    difficulty = []
+    if config.study:
+        frames.append(early_exit_outputs(task, config, progress=progress))
+        small = config.member_backbone(final=False)
+        for depth in config.small_depths(full_layers):
+            if config.small_backbone:
+                frames += [complete_model(task, config, depth, seed, backbone=small, progress=progress)[1]
+                           for seed in config.seeds]
+            easy = difficulty_labels(task, config, depth, backbone=small, progress=progress)
+            difficulty.append({"depth": depth, "backbone": small, "rule": config.difficulty.rule,
+                               "runs": config.difficulty.runs, "examples": len(easy), "easy_share": float(easy.mean())})
+            frames += [da_member(task, config, depth, seed, easy, backbone=small, progress=progress)[1]
+                       for seed in config.seeds]
+            if depth == min(d for m in config.cascade_depths(full_layers) for d in m):
+                # beyond the paper: the same regularizer on DeeBERT's off-ramps, with the smallest member's labels
+                frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1] for seed in config.seeds]
+    outputs = validate_outputs(pd.concat(frames, ignore_index=True))
+    write_run(out, outputs=outputs)
+    tables = study_tables(outputs, study, config)
+    if difficulty:
+        tables["difficulty"] = pd.DataFrame(difficulty)
+    if config.study:
+        tables["executor"] = executor_check(task, config, outputs, study, seed=config.seeds[0])
+    write_run(out, tables=tables, config={
+        "run": asdict(config), "task": {"name": task.spec.name, "source": task.source, "notes": list(task.notes),
+                                        "fingerprint": task.fingerprint(), "split_seed": task.split_seed,
+                                        "tune_from": task.tune_from, "metric": task.spec.metric,
+                                        "num_labels": task.num_labels,
+                                        "sizes": {k: len(v) for k, v in task.splits.items()}},
+        "full_layers": full_layers, "shape": asdict(study.shape), "environment": environment()})
+    write_figures(out, paths["figures"])
+    _print_summary(task, config, tables)
+    return paths
+
+
+def _print_summary(task, config: RunConfig, tables: dict[str, pd.DataFrame]) -> None:
+    fmt = {"float_format": lambda v: f"{v:.2f}", "index": False}
+    print(f"\n{task.spec.name}: complete models ({task.spec.metric} on the test split, {config.backbone}, "
+          f"seeds {list(config.seeds)}):")
+    print(tables["complete_models"].to_string(**fmt))
+    if "main" in tables:
+        cols = ["target_speedup", "method", "metric", "metric_sd", "speedup_layers", "speedup_flops", "ece",
+                "ci_low", "ci_high", "verdict"]
+        print("\nmain table (paired 95% interval of the difference to DeeBERT at the same target):")
+        print(tables["main"][[c for c in cols if c in tables["main"]]].to_string(**fmt))
+    if "executor" in tables and len(tables["executor"]):
+        print(f"\nreal execution vs simulation (batch {config.train.eval_batch_size}):")
+        print(tables["executor"][["method", "target_speedup", "mismatches", "speedup_layers",
+                                  "speedup_wallclock"]].to_string(**fmt))
+    print(f"\nwrote {config.out}/outputs.parquet, tables/, figures/, config.json")
+
+

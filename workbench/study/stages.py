@@ -1,0 +1,221 @@
+"""Train-once stages of the main job: every model of the study, each cached with its outputs.
+
+Each stage returns the model's rows of the outputs table (tune and test splits) and keeps its
+checkpoint and outputs in a cache folder named by a hash of the model spec, training config, seed
+and data fingerprint (plus any stage settings), so a rerun reuses them and a changed option or
+data file retrains. `workbench.study.reproduce` runs the stages and builds the tables.
+
+Stages: complete models of any depth; DeeBERT (stage 2 on the complete L-layer model), PABEE and
+probes; difficulty labels of a small member and its difficulty-aware retraining.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from workbench.config import RunConfig
+from workbench.data.batching import encode
+from workbench.data.task import TaskData
+from workbench.methods.difficulty import DifficultyAwareObjective, easy_from_runs, kfold_assignment
+from workbench.models.backbones import backbone_layers, load_encoder, load_tokenizer
+from workbench.models.complete import CompleteModel, ModelSpec, load_checkpoint_tokenizer
+from workbench.models.multiexit import (MultiExitModel, MultiExitSpec, backbone_pooler, deebert_from_complete,
+                                        pabee_loss, pooled_features, probe_model, train_heads)
+from workbench.models.training import fit, model_folder, predict_logits, train_complete_model
+from workbench.names import complete_name, multi_exit_name
+from workbench.runs.outputs import outputs_frame, validate_outputs
+from workbench.store import content_hash, write_parquet
+
+EVAL_SPLITS = ("tune", "test")
+
+
+def predict_split(model, tokenizer, frame: pd.DataFrame, *, split: str, seed: int, max_length: int,
+                  batch_size: int = 64) -> tuple[pd.DataFrame, int]:
+    """Outputs rows of a complete or multi-exit model over one split, and how many texts were truncated."""
+    encoded = encode(tokenizer, frame, max_length)
+    logits = predict_logits(model, encoded, batch_size=batch_size)
+    common = dict(split=split, example_ids=frame["example_id"], labels=frame["label"], seed=seed,
+                  model=model.spec.name, tokens=encoded.lengths)
+    if logits.ndim == 2:
+        rows = outputs_frame(logits, layer=model.spec.depth, **common)
+    else:  # one block of rows per exit
+        rows = pd.concat([outputs_frame(logits[:, j], layer=j + 1, **common) for j in range(logits.shape[1])],
+                         ignore_index=True)
+    return rows, encoded.truncated
+
+
+def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, seed: int, *,
+                   frames: dict[str, pd.DataFrame] | None = None, name: str | None = None,
+                   filename: str = "outputs.parquet") -> pd.DataFrame:
+    """The outputs on `frames` (split name -> examples; default the task's tune and test splits) stored in
+    `folder`, computed first with `model_fn()` -> (model, tokenizer) when absent; `name` overrides the model
+    column (e.g. 'complete-1L-da')."""
+    cached = folder / filename
+    if not cached.is_file():
+        frames = frames if frames is not None else {split: task.splits[split] for split in EVAL_SPLITS}
+        model, tokenizer = model_fn()
+        parts = []
+        for split, frame in frames.items():
+            rows, truncated = predict_split(model, tokenizer, frame, split=split, seed=seed,
+                                            max_length=config.train.max_length,
+                                            batch_size=config.train.eval_batch_size)
+            if truncated and split != "train":
+                tqdm.write(f"{task.spec.name}/{split}: truncated {truncated} of {len(frame)} texts "
+                           f"to {config.train.max_length} tokens")
+            parts.append(rows.assign(model=name) if name else rows)
+        write_parquet(cached, pd.concat(parts, ignore_index=True))
+    return pd.read_parquet(cached)
+
+
+def _load_complete(folder: Path):
+    """(model, tokenizer) of a finished complete-model cache folder."""
+    spec = ModelSpec.from_checkpoint(folder / "best")
+    return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
+
+
+def complete_model(task: TaskData, config: RunConfig, depth: int, seed: int, *, backbone: str | None = None,
+                   progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """Train (or reuse) one complete model (of `backbone`, default the run's); its cache folder and its
+    tune/test outputs."""
+    backbone = backbone or config.backbone
+    spec = ModelSpec(backbone=backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
+                     dropout=config.train.dropout).resolved()
+    folder = model_folder(config.cache, spec, config.train, seed, task)
+
+    def load():
+        train_complete_model(spec, task, config.train, seed=seed, folder=folder, progress=progress)
+        return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
+    name = complete_name(depth, small=config.is_small(backbone))
+    return folder, cached_outputs(folder, load, task, config, seed, name=None if name == spec.name else name)
+
+
+def complete_model_outputs(task: TaskData, config: RunConfig, *, depths: tuple[int, ...] | None = None,
+                           progress: bool = True) -> pd.DataFrame:
+    """Train (or reuse) every depth x seed and return their outputs on the tune and test splits."""
+    frames = [complete_model(task, config, depth, seed, progress=progress)[1]
+              for seed in config.seeds for depth in (depths or config.depths)]
+    return validate_outputs(pd.concat(frames, ignore_index=True))
+
+
+def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, backbone: str | None = None,
+                      progress: bool = True) -> np.ndarray:
+    """Easy (True) / hard per training example (in the order `fit` trains on) from k runs of the
+    complete `depth`-layer model: correct in all k seeded runs, or correct when held out (k folds)."""
+    rule = config.difficulty
+    train = task.splits["train"]
+    if rule.rule == "seeds":
+        correct = np.zeros((rule.runs, len(train)), dtype=bool)
+        for run in range(rule.runs):
+            folder, _ = complete_model(task, config, depth, run, backbone=backbone, progress=progress)
+            rows = cached_outputs(folder, lambda: _load_complete(folder), task, config, run,
+                                  frames={"train": train}, filename="train_outputs.parquet")
+            correct[run] = rows.set_index("example_id").loc[train["example_id"], "correct"].to_numpy()
+        return easy_from_runs(correct)
+    fold = kfold_assignment(len(train), rule.runs, seed=0)
+    held_out = np.zeros(len(train), dtype=bool)
+    for f in range(rule.runs):
+        fold_task = replace(task, splits={**task.splits, "train": train[fold != f].reset_index(drop=True)})
+        folder, _ = complete_model(fold_task, config, depth, 0, backbone=backbone, progress=progress)
+        rows = cached_outputs(folder, lambda: _load_complete(folder), fold_task, config, 0,
+                              frames={"held_out": train[fold == f].reset_index(drop=True)},
+                              filename="held_out_outputs.parquet")
+        held_out[fold == f] = rows.set_index("example_id").loc[train["example_id"][fold == f], "correct"].to_numpy()
+    return held_out
+
+
+def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np.ndarray, *,
+              backbone: str | None = None, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """A complete `depth`-layer model trained with the difficulty-aware regularizer; outputs named
+    'complete-<depth>L-da' (or 'small-<depth>L-da' on the small backbone)."""
+    backbone = backbone or config.backbone
+    spec = ModelSpec(backbone=backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
+                     dropout=config.train.dropout).resolved()
+    folder = model_folder(config.cache, replace(spec), config.train, seed, task, asdict(config.difficulty),
+                          content_hash(easy.tolist()), "da")
+    objective = DifficultyAwareObjective(easy, config.difficulty, seed=seed)
+
+    def load():
+        fit(lambda: CompleteModel.build(spec, seed=seed), objective, task, config.train, seed=seed, folder=folder,
+            desc=f"train {spec.name}+DA seed {seed} on {task.spec.name}", progress=progress)
+        return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
+    return folder, cached_outputs(folder, load, task, config, seed,
+                                  name=complete_name(depth, small=config.is_small(backbone), regularized=True))
+
+
+def _frozen_features(encoder, task: TaskData, config: RunConfig) -> tuple:
+    """Pooled states of a frozen encoder on the train and tune splits, [n, L, H] each, and their labels."""
+    tokenizer = load_tokenizer(config.backbone)
+    pooling = ModelSpec(backbone=config.backbone, pooling=config.pooling).resolved().pooling
+    splits = (task.splits["train"], task.splits["tune"])
+    return tuple(pooled_features(encoder, pooling, encode(tokenizer, split, config.train.max_length))
+                 for split in splits) + tuple(split["label"].to_numpy() for split in splits)
+
+
+def _exit_spec(task: TaskData, config: RunConfig, kind: str) -> MultiExitSpec:
+    return MultiExitSpec(kind=kind, backbone=config.backbone, num_layers=backbone_layers(config.backbone),
+                         num_labels=task.num_labels, pooling=config.pooling, dropout=config.train.dropout).resolved()
+
+
+def deebert_model(task: TaskData, config: RunConfig, seed: int, *, easy: np.ndarray | None = None,
+                  progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """DeeBERT: stage 1 = the complete L-layer model of this seed; stage 2 = off-ramps on its frozen states.
+    With `easy` difficulty labels, the off-ramps also carry the difficulty-aware regularizer ('deebert-da')."""
+    spec = _exit_spec(task, config, "deebert")
+    stage1, _ = complete_model(task, config, spec.num_layers, seed, progress=progress)
+    extra = (asdict(config.difficulty), content_hash(easy.tolist())) if easy is not None else ()
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), stage1.name, *extra)
+
+    def build():
+        complete = CompleteModel.from_pretrained(stage1 / "best")
+        x, tx, y, ty = _frozen_features(complete.encoder, task, config)
+        heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers - 1)), num_labels=task.num_labels,
+                               metric=task.spec.metric, config=config.heads, seed=seed,
+                               init_dense=complete.head.dense, easy=easy, difficulty=config.difficulty,
+                               progress=progress)
+        model, tokenizer = deebert_from_complete(complete, heads), load_tokenizer(config.backbone)
+        model.save_pretrained(folder / "best", tokenizer=tokenizer)
+        return model, tokenizer
+    name = multi_exit_name("deebert", regularized=True) if easy is not None else None
+    return folder, cached_outputs(folder, build, task, config, seed, name=name)
+
+
+def probe_outputs(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> pd.DataFrame:
+    """Probes: a head per layer trained on the frozen pre-trained (not fine-tuned) backbone."""
+    spec = _exit_spec(task, config, "probe")
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads))
+
+    def build():
+        x, tx, y, ty = _frozen_features(load_encoder(config.backbone, spec.num_layers), task, config)
+        heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers)), num_labels=task.num_labels,
+                               metric=task.spec.metric, config=config.heads, seed=seed,
+                               init_dense=backbone_pooler(spec), progress=progress)
+        model, tokenizer = probe_model(spec, heads), load_tokenizer(config.backbone)
+        model.save_pretrained(folder / "best", tokenizer=tokenizer)
+        return model, tokenizer
+    return cached_outputs(folder, build, task, config, seed)
+
+
+def pabee_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """PABEE: per-layer classifiers on a shared pooler, trained jointly with the backbone."""
+    spec = _exit_spec(task, config, "pabee")
+    folder = model_folder(config.cache, spec, config.train, seed, task)
+
+    def build():
+        fit(lambda: MultiExitModel.build_pabee(spec, seed=seed), pabee_loss, task, config.train, seed=seed,
+            folder=folder, desc=f"train pabee seed {seed} on {task.spec.name}", progress=progress)
+        return MultiExitModel.from_pretrained(folder / "best"), load_tokenizer(config.backbone)
+    return folder, cached_outputs(folder, build, task, config, seed)
+
+
+def early_exit_outputs(task: TaskData, config: RunConfig, *, progress: bool = True) -> pd.DataFrame:
+    """DeeBERT, PABEE and probes on the full backbone, every seed: their outputs at every exit."""
+    frames = []
+    for seed in config.seeds:
+        frames += [deebert_model(task, config, seed, progress=progress)[1],
+                   probe_outputs(task, config, seed, progress=progress),
+                   pabee_model(task, config, seed, progress=progress)[1]]
+    return validate_outputs(pd.concat(frames, ignore_index=True))

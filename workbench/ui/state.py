@@ -1,0 +1,339 @@
+"""What the explorer shows, without widgets: a run's methods, their curves and operating points.
+
+Pure functions of the outputs table, usable without a browser:
+
+- :func:`explorer_state`: one method at one setting as an `OperatingPoint` (metric, speed-ups, where
+  examples exit, ECE of the answers, every example with its text);
+- :func:`explorer_curve`: the same method over a grid of its parameter;
+- :func:`operating_param`: the parameter the study chooses on tune for a target speed-up;
+- :class:`ExplorerData`: a run folder with each method's arrays and curves cached, so that moving a
+  threshold only routes stored numbers.
+
+Methods are early-exit models ('deebert', 'pabee', 'deebert-da', ...) with their exit rules (entropy or
+max-prob for DeeBERT, patience or max-prob for PABEE), or cascades of complete models, named as in the
+study's tables ('cascade 1L>6L', 'cascade+DA 1L>6L') or given as members, smallest first
+(('complete-1L', 'complete-6L')), with one max-prob threshold for every non-final member.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.config import RunConfig
+from workbench.measures.cost import EncoderShape
+from workbench.methods.cascade import CascadeOutputs, sweep_cascade, thresholds_for_speedup
+from workbench.methods.exits import ExitOutputs, choose_for_speedup, default_grid, sweep
+from workbench.methods.points import OperatingPoint, Study, cascade_point, exit_point
+from workbench.names import (CASCADE_POLICIES, EXIT_POLICIES, cascade_label, claims_cascade, exit_rules,
+                             is_small_member, member_names, members_label, parse_cascade)
+from workbench.runs.folder import load_run, run_texts
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+@dataclass(frozen=True)
+class Method:
+    """What the explorer routes with: one early-exit model, or the members of a cascade."""
+    label: str                 # e.g. 'deebert' or 'cascade 1L>6L'
+    members: tuple[str, ...]   # model names in the outputs table; one for early exit, smallest first for cascades
+    shapes: tuple[EncoderShape, ...] | None = None  # each member's sizes for FLOPs; None: the study's backbone
+
+    @property
+    def is_cascade(self) -> bool:
+        return len(self.members) > 1
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The exit rules this method can use, its own first."""
+        if self.is_cascade:
+            return CASCADE_POLICIES
+        rules = exit_rules(self.members[0])
+        if rules is None:
+            raise ValueError(f"{self.members[0]!r} is not an early-exit model; expected one of "
+                             f"{sorted(EXIT_POLICIES)} (or a '-da' variant of them), or a cascade")
+        return rules
+
+    @property
+    def priced(self) -> bool:
+        """False when members of a separate small backbone have no known sizes (no FLOPs then)."""
+        return self.shapes is not None or not any(is_small_member(m) for m in self.members)
+
+
+def resolve_method(method: str | Sequence[str] | Method) -> Method:
+    """A method from its name: an early-exit model ('deebert'), a cascade label as in the study's tables
+    ('cascade 1L>6L', 'cascade+DA 1L>2L>6L'), or a cascade's member names, smallest first.
+
+    >>> resolve_method("cascade+DA 1L>6L").members
+    ('complete-1L-da', 'complete-6L')
+    >>> resolve_method(("complete-2L", "complete-6L")).label
+    'cascade 2L>6L'
+    """
+    if isinstance(method, Method):
+        return method
+    if not isinstance(method, str):
+        members = tuple(str(m) for m in method)
+        if len(members) < 2:
+            raise ValueError(f"a cascade needs at least two members, smallest first; got {list(members)}")
+        return Method(members_label(members), members)
+    cascade = parse_cascade(method)
+    if cascade:
+        depths, regularized = cascade
+        return Method(method, member_names(depths, regularized=regularized))
+    if claims_cascade(method):
+        raise ValueError(f"cannot read the cascade {method!r}; write it as 'cascade 1L>6L' or 'cascade+DA 1L>6L', "
+                         "or pass its members, e.g. ('complete-1L', 'complete-6L')")
+    return Method(method, (method,))
+
+
+def run_methods(outputs: pd.DataFrame, config: dict) -> dict[str, Method]:
+    """Every method a run folder can explore, by label: its early-exit models, then the cascades of its config
+    (plain and with the difficulty-aware members) whose members are all in the outputs table. When the run's
+    non-final members come from a separate small backbone ('small-<k>L'), they carry that backbone's sizes."""
+    models = set(outputs["model"].unique())
+    found = {m: Method(m, (m,)) for m in sorted(models) if exit_rules(m) is not None}
+    cascades = config["run"].get("cascades")
+    small = bool(config["run"].get("small_backbone"))
+    run = RunConfig(cascades=tuple(tuple(c) for c in cascades) if cascades else None)
+    for depths in run.cascade_depths(int(config["full_layers"])):
+        for regularized in (False, True):
+            members = member_names(depths, regularized=regularized, small=small)
+            if set(members) <= models:
+                label = cascade_label(depths, regularized=regularized)
+                found[label] = Method(label, members, _member_shapes(config, members) if small else None)
+    return found
+
+
+def available_methods(outputs: pd.DataFrame, config: dict) -> tuple[str, ...]:
+    """Labels of :func:`run_methods`, early-exit models first."""
+    return tuple(run_methods(outputs, config))
+
+
+def _member_shapes(config: dict, members: tuple[str, ...]) -> tuple[EncoderShape, ...] | None:
+    """Sizes of each member: the small backbone's for 'small-' members, the run's for the others; None (no
+    FLOPs) if the small backbone's config cannot be read."""
+    from workbench.models.backbones import backbone_config
+    try:
+        small = EncoderShape.of_config(backbone_config(config["run"]["small_backbone"]))
+    except (OSError, ValueError) as err:
+        warnings.warn(f"sizes of the small backbone are not available ({err}); FLOPs speed-ups will be NaN")
+        return None
+    full = EncoderShape(**config["shape"])
+    return tuple(small if is_small_member(m) else full for m in members)
+
+
+def study_of(config: dict) -> Study:
+    """The `Study` context (task, metric, backbone size) of a run folder's config.json."""
+    task = config["task"]
+    return Study(task=task["name"], metric=task["metric"], full_layers=int(config["full_layers"]),
+                 shape=EncoderShape(**config["shape"]), num_labels=int(task["num_labels"]))
+
+
+# ----------------------------------------------------------------------------- the pure layer
+
+
+def view_of(outputs: pd.DataFrame, method: str | Sequence[str], *, split: str = "test",
+            seed: int = 0) -> ExitOutputs | CascadeOutputs:
+    """The method's outputs on one split and seed as arrays: ExitOutputs (early exit) or CascadeOutputs."""
+    m = resolve_method(method)
+    if m.is_cascade:
+        return CascadeOutputs.from_outputs(outputs, members=m.members, split=split, seed=seed)
+    return ExitOutputs.from_outputs(outputs, model=m.members[0], split=split, seed=seed)
+
+
+def _thresholds(param, members: int) -> tuple[float, ...]:
+    values = tuple(float(t) for t in np.atleast_1d(np.asarray(param, dtype=np.float64)))
+    if len(values) == 1:
+        return values * (members - 1)
+    if len(values) != members - 1:
+        raise ValueError(f"a cascade of {members} members needs 1 or {members - 1} threshold(s), got {list(values)}")
+    return values
+
+
+def point_from_view(outputs: pd.DataFrame, view: ExitOutputs | CascadeOutputs, *, study: Study, method: Method,
+                    policy: str, param, texts: pd.Series | None = None, split: str = "test",
+                    seed: int = 0) -> OperatingPoint:
+    """The operating point of `method` at `param` from its arrays (see :func:`explorer_state`)."""
+    if policy not in method.rules:
+        raise ValueError(f"{method.label} exits by {' or '.join(method.rules)}, not {policy!r}")
+    if isinstance(view, ExitOutputs):
+        point = exit_point(outputs, view, study=study, model=method.members[0], policy=policy, param=float(param),
+                           split=split, seed=seed, texts=texts)
+        return dataclasses.replace(point, method=method.label)
+    point = cascade_point(outputs, view, study=study, label=method.label,
+                          thresholds=_thresholds(param, view.num_members), split=split, seed=seed,
+                          shapes=list(method.shapes) if method.shapes else None, texts=texts)
+    return point if method.priced else dataclasses.replace(point, flops=None, full_flops=None)
+
+
+def explorer_state(outputs: pd.DataFrame, texts: pd.Series | None = None, *, study: Study,
+                   method: str | Sequence[str], policy: str, param, split: str = "test",
+                   seed: int = 0) -> OperatingPoint:
+    """One operating point of an early-exit model or a cascade, from the outputs table alone.
+
+    `method`: an early-exit model ('deebert', 'pabee', ...) or a cascade ('cascade 1L>6L', or its members,
+    smallest first); `policy`: one of the method's exit rules ('entropy', 'maxprob', 'patience'; cascades
+    'maxprob'); `param`: the threshold or patience (a cascade: one threshold for every non-final member, or
+    one per non-final member); `texts`: the examples' texts indexed by example_id (see `runs.folder.run_texts`).
+    Metric, speed-ups and exit shares are exactly those of `exits.evaluate_decision` or
+    `cascade.evaluate_routing`.
+    """
+    m = resolve_method(method)
+    return point_from_view(outputs, view_of(outputs, m, split=split, seed=seed), study=study, method=m,
+                           policy=policy, param=param, texts=texts, split=split, seed=seed)
+
+
+def parameter_grid(view: ExitOutputs | CascadeOutputs, policy: str) -> np.ndarray:
+    """Parameter values spanning every behaviour of `policy` on these outputs, full model to first exit:
+    `exits.default_grid` for early exit; for a cascade 0, the quantiles (every 2.5%) of the non-final members'
+    confidences, 0.9, 0.99, ..., 1 - 1e-6 and 1."""
+    if isinstance(view, ExitOutputs):
+        return default_grid(policy, view)
+    if policy not in CASCADE_POLICIES:
+        raise ValueError(f"a cascade exits by {' or '.join(CASCADE_POLICIES)}, not {policy!r}")
+    quantiles = np.quantile(view.confidence[:, :-1], np.linspace(0, 1, 41))
+    return np.unique(np.concatenate([[0.0], quantiles, 1.0 - 10.0 ** -np.arange(1, 7), [1.0]]))
+
+
+def curve_from_view(view: ExitOutputs | CascadeOutputs, *, study: Study, method: Method, policy: str,
+                    grid=None) -> pd.DataFrame:
+    """The method over its parameter grid: columns method, policy, param, metric, mean_layers, speedup_layers."""
+    grid = parameter_grid(view, policy) if grid is None else np.asarray(grid, dtype=np.float64)
+    if isinstance(view, ExitOutputs):
+        table = sweep(view, policy, grid, metric=study.metric, full_layers=study.full_layers)
+    else:
+        table = sweep_cascade(view, [(t,) * (view.num_members - 1) for t in grid], metric=study.metric,
+                              full_layers=study.full_layers)
+        table = table.assign(policy=policy, param=table[f"threshold_{view.members[0]}"])
+    return table.assign(method=method.label)[["method", "policy", "param", "metric", "mean_layers",
+                                              "speedup_layers"]]
+
+
+def explorer_curve(outputs: pd.DataFrame, *, study: Study, method: str | Sequence[str], policy: str,
+                   split: str = "test", seed: int = 0, grid=None) -> pd.DataFrame:
+    """Speed-accuracy curve of one method and exit rule over `grid` (default :func:`parameter_grid`)."""
+    m = resolve_method(method)
+    return curve_from_view(view_of(outputs, m, split=split, seed=seed), study=study, method=m, policy=policy,
+                           grid=grid)
+
+
+def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequence[str], policy: str,
+                    target: float = 3.0, seed: int = 0, tune: str = "tune", split: str = "test") -> float:
+    """The parameter the study would use for `target` speed-up: chosen on the `tune` split as in the main
+    table (early exit: `exits.choose_for_speedup`; two-member cascade: `cascade.thresholds_for_speedup`).
+    When that is not possible (no tune rows, target unreachable, more than two members), the grid value
+    whose speed-up on `split` is closest to `target`."""
+    m = resolve_method(method)
+    tuned = None
+    if (outputs["split"] == tune).any():
+        tuned = view_of(outputs, m, split=tune, seed=seed)
+    if isinstance(tuned, ExitOutputs):
+        grid = np.arange(tuned.num_exits, dtype=np.float64) if policy == "patience" else None
+        chosen = choose_for_speedup(tuned, policy, target, full_layers=study.full_layers, grid=grid)
+        if chosen is not None:
+            return float(chosen)
+    elif isinstance(tuned, CascadeOutputs) and tuned.num_members == 2:
+        chosen = thresholds_for_speedup(tuned, target, full_layers=study.full_layers, metric=study.metric)
+        if chosen is not None:
+            return float(chosen[0])
+    curve = explorer_curve(outputs, study=study, method=m, policy=policy, split=split, seed=seed)
+    return float(curve["param"].iloc[int(np.argmin(np.abs(curve["speedup_layers"].to_numpy() - target)))])
+
+
+# ----------------------------------------------------------------------------- a run folder, cached
+
+
+@dataclass(eq=False)
+class ExplorerData:
+    """A run folder's outputs, texts and study context, with each method's arrays and curves cached so that
+    moving a threshold only routes stored numbers."""
+    outputs: pd.DataFrame
+    config: dict
+    study: Study
+    catalog: dict[str, Method]     # the run's methods by label (see run_methods)
+    run_dir: Path | None = None
+    split: str = "test"
+    seed: int = 0
+    _texts: pd.Series | None = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, split: str = "test", seed: int | None = None) -> ExplorerData:
+        outputs, config = load_run(run_dir)
+        seeds = sorted(int(s) for s in outputs["seed"].unique())
+        seed = seeds[0] if seed is None else seed
+        if seed not in seeds:
+            raise ValueError(f"{run_dir} has seeds {seeds}, not {seed}")
+        catalog = run_methods(outputs, config)
+        if not catalog:
+            raise ValueError(f"{run_dir} holds no early-exit model or cascade (was it run with --complete-only?); "
+                             f"its models are {sorted(outputs['model'].unique())}")
+        return cls(outputs, config, study_of(config), catalog, Path(run_dir), split, seed)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Labels of the run's methods, early-exit models first."""
+        return tuple(self.catalog)
+
+    def method(self, method: str | Sequence[str] | Method) -> Method:
+        """A label of this run (its members as the run named them), else :func:`resolve_method`."""
+        return self.catalog[method] if isinstance(method, str) and method in self.catalog else resolve_method(method)
+
+    @property
+    def texts(self) -> pd.Series | None:
+        """Texts by example_id, loaded once from the run's task; None (with a warning) if it cannot be loaded."""
+        if self._texts is None and self.run_dir is not None and "texts" not in self._cache:
+            try:
+                self._texts = run_texts(self.run_dir, self.config)
+            except (OSError, ValueError) as err:
+                warnings.warn(f"texts of {self.run_dir} are not available ({err}); the example table shows ids only")
+            self._cache["texts"] = True
+        return self._texts
+
+    def _view(self, method: Method):
+        key = ("view", method.members)
+        if key not in self._cache:
+            self._cache[key] = view_of(self.outputs, method, split=self.split, seed=self.seed)
+        return self._cache[key]
+
+    def grid(self, method: str | Sequence[str], policy: str) -> np.ndarray:
+        """The parameter grid of :func:`parameter_grid` for this method and rule."""
+        return parameter_grid(self._view(self.method(method)), policy)
+
+    def curve(self, method: str | Sequence[str], policy: str) -> pd.DataFrame:
+        """:func:`explorer_curve` of this run's split and seed (cached)."""
+        m = self.method(method)
+        key = ("curve", m.members, policy)
+        if key not in self._cache:
+            self._cache[key] = curve_from_view(self._view(m), study=self.study, method=m, policy=policy)
+        return self._cache[key]
+
+    def curves(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+        """Curves of several (method, rule) pairs in one table, for `figures.speed_accuracy`."""
+        return pd.concat([self.curve(method, policy) for method, policy in pairs], ignore_index=True)
+
+    def state(self, method: str | Sequence[str], policy: str, param) -> OperatingPoint:
+        """:func:`explorer_state` of this run's split and seed."""
+        m = self.method(method)
+        return point_from_view(self.outputs, self._view(m), study=self.study, method=m, policy=policy, param=param,
+                               texts=self.texts, split=self.split, seed=self.seed)
+
+    def operating_param(self, method: str | Sequence[str], policy: str, target: float = 3.0) -> float:
+        """:func:`operating_param` (chosen on tune for `target`) for this run's seed (cached)."""
+        m = self.method(method)
+        key = ("param", m.members, policy, target)
+        if key not in self._cache:
+            self._cache[key] = operating_param(self.outputs, study=self.study, method=m, policy=policy,
+                                               target=target, seed=self.seed, split=self.split)
+        return self._cache[key]
+
+
+def load_explorer_data(run_dir: str | Path, *, split: str = "test", seed: int | None = None) -> ExplorerData:
+    """A run folder ready to explore (texts are loaded on first use)."""
+    return ExplorerData.from_run(run_dir, split=split, seed=seed)
