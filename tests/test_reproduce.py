@@ -200,3 +200,25 @@ def test_answers_say_when_a_run_compared_nothing(tmp_path, toy_files):
     assert "--complete-only" in wb.answers.cascade_vs_deebert(opened)
     assert "--complete-only" in wb.answers.best_at_highest_target(opened)
     assert "enough inputs" in wb.answers.shallow_representations(opened)
+
+
+def test_a_rerun_with_other_options_leaves_no_stale_table(run, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert (copy / "tables" / "main.csv").is_file() and (copy / "figures" / "speed_accuracy.png").is_file()
+    code = main(["reproduce", "--preset", "smoke", "--train-file", str(run.parent / "train.csv"), "--test-file",
+                 str(run.parent / "test.csv"), "--task", "toy", "--seeds", "0,1", "--complete-only", "--out",
+                 str(copy)])
+    assert code == 0
+    assert set(load_tables(copy)) == {"complete_models", "dis", "calibration", "reliability"}
+    assert not list((copy / "tables").glob("main.*")) and not list((copy / "tables").glob("executor.*"))
+    assert not list((copy / "figures").glob("speed_accuracy.*")) and (copy / "figures" / "dis_heatmap.png").is_file()
+    capsys.readouterr()
+    assert main(["summary", "--run", str(copy), "--out", str(tmp_path / "summary")]) == 2
+    assert "no main table" in capsys.readouterr().err
+    config = json.loads((copy / "config.json").read_text())
+    config["run"]["seeds"] = [7]  # as if another run had written config.json after these tables
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="another configuration than its config.json"):
+        load_tables(copy)

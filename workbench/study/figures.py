@@ -25,6 +25,7 @@ from workbench.runs.folder import load_tables
 from workbench.store import environment, read_json, write_json
 
 PALETTE = "colorblind"
+RUN_FIGURES = ("speed_accuracy", "sufficiency", "dis_heatmap", "reliability")  # what write_figures draws
 METHOD_ORDER = ("complete", "deebert", "pabee", "probe", "cascade", "cascade+da", "oracle", "random")
 
 
@@ -158,6 +159,9 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     if bins is not None and not bins.empty:
         panels = list(dict.fromkeys(bins["model"]))
         written += save_figure(reliability_grid(bins), out / "reliability", config={**settings, "panels": panels})
+    for stem in set(RUN_FIGURES) - {p.stem for p in written}:  # an earlier configuration's figure
+        for suffix in (".png", ".pdf", ".json"):
+            (out / stem).with_suffix(suffix).unlink(missing_ok=True)
     return written
 
 

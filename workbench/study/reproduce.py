@@ -38,6 +38,7 @@ from workbench.names import EXIT_POLICIES, cascade_label, member_names, pair_tex
 from workbench.runs.folder import write_run
 from workbench.runs.outputs import validate_outputs
 from workbench.store import environment, read_json, to_jsonable
+from workbench.study.checks import check_run
 from workbench.study.figures import write_figures
 from workbench.study.stages import (complete_model, complete_model_outputs, da_member, deebert_model, difficulty_labels,
                                     early_exit_outputs)
@@ -171,10 +172,10 @@ def reproduce(config: RunConfig, *, progress: bool = True, force: bool = False) 
         if read_json(paths["config"]).get("run") == json.loads(json.dumps(to_jsonable(asdict(config)))):
             print(f"{out}: up to date (outputs, tables and figures of this configuration are there)")
             return paths
+    full_layers = check_run(config)
     task = prepare_task(config.task, config.train)
     for note in task.notes:
         tqdm.write(f"{task.spec.name}: {note}")
-    full_layers = backbone_layers(config.backbone)
     study = Study(task.spec.name, task.spec.metric, full_layers,
                   EncoderShape.of_config(backbone_config(config.backbone)), task.num_labels)
     frames = [complete_model_outputs(task, config, depths=config.trained_depths(full_layers), progress=progress)]

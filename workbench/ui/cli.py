@@ -11,6 +11,7 @@ from workbench.data.registry import list_tasks, load_task_options, prepare_task
 from workbench.names import parse_depths_option
 from workbench.runs.folder import summarize_runs
 from workbench.study.figures import write_figures
+from workbench.study.checks import ConfigError, check_run
 from workbench.study.reproduce import reproduce
 from workbench.study.stages import predict_split
 
@@ -114,7 +115,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     """Fine-tune one complete model and print where its best checkpoint is."""
     from workbench.models.complete import ModelSpec
     from workbench.models.training import model_folder, train_complete_model
-    config = _run_config(a, depths=(a.depth,), seeds=(a.seed,))
+    config = _run_config(a, depths=(a.depth,), seeds=(a.seed,), study=False)
+    check_run(config, depth_option="--depth")
     task = prepare_task(config.task, config.train)
     spec = ModelSpec(backbone=config.backbone, depth=a.depth, num_labels=task.num_labels, pooling=config.pooling,
                      dropout=config.train.dropout).resolved()
@@ -128,6 +130,10 @@ def cmd_predict(a: argparse.Namespace) -> None:
     """Write the outputs table of a checkpoint over one split."""
     from workbench.models.complete import CompleteModel, load_checkpoint_tokenizer
     from workbench.store import write_parquet
+    if Path(a.out).is_dir():
+        raise ConfigError(f"--out {a.out!r}: is a folder; pass the parquet file to write")
+    if a.max_length < 2:
+        raise ConfigError(f"--max-length {a.max_length!r}: must be at least 2 tokens (the special tokens take 2)")
     task = load_task_options(_task_options(a))
     if a.split not in task.splits:
         raise DataError(f"--split {a.split!r} is not a split of {task.spec.name}; choose from {sorted(task.splits)}")
@@ -144,8 +150,11 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
     """Run the main job: complete models of each depth, DeeBERT, PABEE and probes, difficulty-aware cascades;
     the outputs table, every table of the study, the executor check and the figures."""
     from workbench.config import DifficultyConfig
-    difficulty = DifficultyConfig(rule=a.difficulty_rule, runs=a.difficulty_runs, margin=a.da_margin,
-                                  weight=a.da_weight)
+    try:
+        difficulty = DifficultyConfig(rule=a.difficulty_rule, runs=a.difficulty_runs, margin=a.da_margin,
+                                      weight=a.da_weight)
+    except ValueError as err:
+        raise ConfigError(f"--difficulty-runs {a.difficulty_runs!r}: {err}") from None
     cascades = parse_depths_option(a.cascades) if a.cascades else None
     config = _run_config(a, depths=a.depths, seeds=a.seeds, study=not a.complete_only, targets=a.targets,
                          cascades=cascades, difficulty=difficulty, small_backbone=a.small_model)
@@ -232,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (DataError, FileNotFoundError, ValueError) as err:
+    except (DataError, OSError, ValueError) as err:  # OSError: files and folders; ValueError: bad values
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

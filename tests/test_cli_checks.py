@@ -1,0 +1,77 @@
+"""Every bad option stops before any work with one line that names it (no model is trained)."""
+import pytest
+
+from workbench.ui.cli import main
+
+
+def _args(toy_files, out, *extra):
+    return ["reproduce", "--preset", "smoke", "--train-file", toy_files["train"], "--test-file", toy_files["test"],
+            "--task", "toy", "--out", str(out), *extra]
+
+
+CASES = [
+    (["--train-limit", "0"], "--train-limit 0"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--epochs", "-1"], "--epochs -1"),
+    (["--lr", "0"], "--lr 0.0"),
+    (["--lr", "nan"], "--lr nan"),
+    (["--max-length", "1"], "--max-length 1"),
+    (["--depths", "1,9"], "--depths 9"),
+    (["--depths", "1,1"], "--depths '1,1'"),
+    (["--seeds", "0,0"], "--seeds '0,0'"),
+    (["--seeds", "-1"], "--seeds -1"),
+    (["--targets", "0"], "--targets 0.0"),
+    (["--targets", "-2"], "--targets -2.0"),
+    (["--targets", "2,2"], "--targets '2.0,2.0'"),
+    (["--cascades", "1>9"], "--cascades"),
+    (["--cascades", "6>1"], "--cascades"),
+    (["--cascades", "1>six"], "--cascades"),
+    (["--da-margin", "-1"], "--da-margin -1.0"),
+    (["--da-weight", "-0.5"], "--da-weight -0.5"),
+    (["--difficulty-runs", "0"], "--difficulty-runs 0"),
+    (["--difficulty-rule", "kfold", "--difficulty-runs", "1"], "--difficulty-runs 1"),
+    (["--model", "./no-such-folder"], "--model './no-such-folder'"),
+    (["--small-model", "./no-such-folder"], "--small-model './no-such-folder'"),
+    (["--glue-dir", "."], "--glue-dir"),
+    (["--source", "hub"], "--source 'hub'"),
+]
+
+
+@pytest.mark.parametrize("extra, named", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_reproduce_options_name_themselves(tmp_path, toy_files, capsys, extra, named):
+    assert main(_args(toy_files, tmp_path / "run", *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run" / "cache").exists()
+
+
+def test_a_builtin_task_name_on_your_own_files_is_refused(tmp_path, toy_files, capsys):
+    args = _args(toy_files, tmp_path / "run")
+    args[args.index("toy")] = "sst2"
+    assert main(args) == 2
+    assert "--task 'sst2': is a built-in task" in capsys.readouterr().err
+
+
+def test_out_and_cache_must_be_folders(tmp_path, toy_files, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert main(_args(toy_files, a_file)) == 2
+    assert f"--out '{a_file}': is a file" in capsys.readouterr().err
+    assert main(_args(toy_files, tmp_path / "run", "--cache-dir", str(a_file))) == 2
+    assert "--cache-dir" in capsys.readouterr().err
+
+
+def test_train_and_predict_check_their_options(tmp_path, toy_files, capsys):
+    train = ["train", "--preset", "smoke", "--train-file", toy_files["train"], "--test-file", toy_files["test"],
+             "--task", "toy", "--out", str(tmp_path / "run")]
+    assert main([*train, "--depth", "7"]) == 2
+    assert "--depth 7: must lie between 1 and the 6 layers" in capsys.readouterr().err
+    assert main([*train, "--batch-size", "0"]) == 2
+    assert "--batch-size 0" in capsys.readouterr().err
+    predict = ["predict", "--train-file", toy_files["train"], "--test-file", toy_files["test"], "--task", "toy",
+               "--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path)]
+    assert main(predict) == 2
+    assert f"--out '{tmp_path}': is a folder" in capsys.readouterr().err
+    predict[-1] = str(tmp_path / "p.parquet")
+    assert main(predict) == 2
+    assert "not a complete-model checkpoint" in capsys.readouterr().err
