@@ -132,7 +132,7 @@ def check_sources(config: RunConfig) -> None:
     if task.source == "hub":
         _fail("--source", "hub", "cannot be combined with --train-file/--test-file: pass one source")
     if task.name.lower() in TASKS:
-        _fail("--task", task.name, f"is a built-in task, so your files would be reported under its name; with "
+        _fail("--task", task.name, "is a built-in task, so your files would be reported under its name; with "
                                    "--train-file give your task a name of its own, e.g. --task mydata")
 
 

@@ -31,7 +31,7 @@ from workbench.measures.cost import EncoderShape
 from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.executor import run_cascade, run_early_exit, run_full
 from workbench.methods.points import Study, static_point, tuned_cascade_point, tuned_exit_point
-from workbench.models.backbones import backbone_config, backbone_layers, load_tokenizer
+from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
 from workbench.names import EXIT_POLICIES, cascade_label, member_names, pair_text, reference_label
