@@ -75,3 +75,15 @@ def test_train_and_predict_check_their_options(tmp_path, toy_files, capsys):
     predict[-1] = str(tmp_path / "p.parquet")
     assert main(predict) == 2
     assert "not a complete-model checkpoint" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_checkpoint_with_other_labels(tmp_path, toy_files, capsys):
+    from workbench.models.complete import CompleteModel, ModelSpec
+    from workbench.models.backbones import load_tokenizer
+    folder = tmp_path / "three"
+    spec = ModelSpec(backbone="tiny-random-bert", depth=1, num_labels=3).resolved()
+    CompleteModel.build(spec, seed=0).save_pretrained(folder, tokenizer=load_tokenizer("tiny-random-bert"))
+    code = main(["predict", "--train-file", toy_files["train"], "--test-file", toy_files["test"], "--task", "toy",
+                 "--checkpoint", str(folder), "--out", str(tmp_path / "p.parquet")])
+    assert code == 2
+    assert "the model has 3 labels but task toy has 2" in capsys.readouterr().err

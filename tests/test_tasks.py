@@ -558,3 +558,38 @@ def test_archive_members_stay_inside_their_folder(tmp_path):
     for bad in ("../escape.txt", "/etc/passwd", "a/../../escape"):
         with pytest.raises(DataError, match="outside"):
             fetch.inside(tmp_path, bad)
+
+
+def _labelled(path, labels):
+    path.write_text("text,label\n" + "".join(f"text {i},{label}\n" for i, label in enumerate(labels)))
+    return str(path)
+
+
+@pytest.mark.parametrize("labels, why", [
+    ([f"{i / 10:.1f}" for i in range(40)], "not whole numbers"),          # an STS-B-like score
+    (["0", "0.00", "1", "0.000"] * 10, "the same number written differently"),
+    ([str(i) for i in range(30)] * 2, "more than the 20 classes"),
+])
+def test_a_numeric_label_column_is_not_read_as_classes(tmp_path, labels, why):
+    train = _labelled(tmp_path / "train.csv", labels)
+    with pytest.raises(DataError, match=f"looks numeric or continuous.*{why}.*does not support regression"):
+        load_files(train=train, test=train, text_col="text", label_col="label")
+
+
+@pytest.mark.parametrize("missing", ["NaN", "None", "null", "N/A", ""])
+def test_missing_labels_stop_with_their_line(tmp_path, missing):
+    train = _labelled(tmp_path / "train.csv", ["neg", "pos"] * 10 + [missing])
+    with pytest.raises(DataError, match=r"line 22, field 'label': value .* is a missing label"):
+        load_files(train=train, test=train, text_col="text", label_col="label")
+    test = _labelled(tmp_path / "test.csv", ["neg", missing])
+    train = _labelled(tmp_path / "train.csv", ["neg", "pos"] * 10)
+    with pytest.raises(DataError, match=r"test.csv, line 3, field 'label': value .* is a missing label"):
+        load_files(train=train, test=test, text_col="text", label_col="label")
+
+
+def test_long_label_lists_are_shortened(tmp_path):
+    train = _labelled(tmp_path / "train.csv", [f"class{i}" for i in range(50)] * 2)
+    test = _labelled(tmp_path / "test.csv", ["unknown"])
+    with pytest.raises(DataError) as err:
+        load_files(train=train, test=test, text_col="text", label_col="label")
+    assert "and 42 more" in str(err.value) and "class49" not in str(err.value)

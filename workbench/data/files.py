@@ -24,6 +24,8 @@ from pathlib import Path
 FORMATS = ("tsv", "csv", "jsonl")
 _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SHOW_CHARS = 80  # longest value quoted verbatim in an error message
+_SHOW_VALUES = 8  # most values listed in an error message
+MISSING = ("", "nan", "none", "null", "na", "n/a")  # label spellings that mean "no label" (any case)
 
 
 class DataError(ValueError):
@@ -37,6 +39,18 @@ def show_value(value: object) -> str:
     """Quote ``value`` for an error message, shortened to a readable length."""
     text = repr(value)
     return text if len(text) <= _SHOW_CHARS else text[: _SHOW_CHARS - 5] + "...'"
+
+
+def show_values(values) -> str:
+    """At most a few values quoted for an error message, with how many more there are."""
+    values = list(values)
+    shown = ", ".join(show_value(v) for v in values[:_SHOW_VALUES])
+    return shown + (f" and {len(values) - _SHOW_VALUES} more" if len(values) > _SHOW_VALUES else "")
+
+
+def is_missing(value: str | None) -> bool:
+    """True for an empty label or one spelled as missing ('NaN', 'None', 'null', 'NA', 'N/A')."""
+    return value is None or value.strip().lower() in MISSING
 
 
 def row_error(path: str | Path, line: int, field: str, value: object, problem: str, fix: str) -> DataError:
@@ -229,8 +243,11 @@ def parse_label(
     1
     """
     key = value.strip()
+    if is_missing(value) and key not in labels:
+        raise row_error(path, line, field, value, "is a missing label",
+                        "Fill in the label or remove the line; rows without a label are not dropped silently.")
     if key not in labels:
-        allowed = ", ".join(repr(name) for name in labels)
+        allowed = show_values(labels)
         raise row_error(
             path, line, field, value, f"is not one of the allowed labels ({allowed})",
             fix or "Fix the label, or check that the file belongs to this task.",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.data.files import DataError, read_table, row_error
+from workbench.data.files import DataError, is_missing, read_table, row_error, show_values
 from workbench.data.task import SPLITS, TaskData, TaskSpec, examples_from_rows, split_by_mask, stratified_take
 from workbench.measures.metrics import METRIC_NAMES
 
@@ -17,6 +17,28 @@ def _label_order(found: set[str]) -> list[str]:
         return sorted(found, key=int)
     except ValueError:
         return sorted(found)
+
+
+MAX_CLASSES = 20  # more distinct numeric labels than this is read as a score, not a class
+
+
+def _refuse_numeric_labels(path, label_col: str, label_names: tuple[str, ...]) -> None:
+    """Stop when the label column holds scores rather than classes: numbers that are not whole, one number
+    spelled two ways ('0' and '0.00'), or more than MAX_CLASSES distinct numbers."""
+    try:
+        values = [float(name) for name in label_names]
+    except ValueError:
+        return  # names, not numbers
+    fractional = [name for name, v in zip(label_names, values) if v != int(v)]
+    same = len(set(values)) < len(values)
+    if fractional or same or len(values) > MAX_CLASSES:
+        why = (f"values such as {show_values(fractional)} are not whole numbers" if fractional else
+               "some values are the same number written differently" if same else
+               f"{len(values)} distinct numbers is more than the {MAX_CLASSES} classes a label column is read as")
+        raise DataError(f"{path}, field {label_col!r}: the label column looks numeric or continuous "
+                        f"({len(values)} distinct values, e.g. {show_values(label_names)}; {why}). The workbench "
+                        "classifies and does not support regression: map the scores to class names first, or pick "
+                        "the right column with --label-col.")
 
 
 def load_files(
@@ -51,9 +73,11 @@ def load_files(
     }
     if label_names is None:
         for line, row in raw["train"]:
-            if not row[label_col].strip():
-                raise row_error(train, line, label_col, row[label_col], "is an empty label", "Fill in the label.")
+            if is_missing(row[label_col]):
+                raise row_error(train, line, label_col, row[label_col], "is a missing label",
+                                "Fill in the label or remove the line; rows without a label are not dropped silently.")
         label_names = tuple(_label_order({row[label_col].strip() for _, row in raw["train"]}))
+        _refuse_numeric_labels(train, label_col, label_names)
         label_fix = f"This label does not occur in the training file {train}; add training examples with it or fix it."
     else:
         label_names = tuple(label_names)

@@ -138,6 +138,10 @@ def cmd_predict(a: argparse.Namespace) -> None:
     if a.split not in task.splits:
         raise DataError(f"--split {a.split!r} is not a split of {task.spec.name}; choose from {sorted(task.splits)}")
     model = CompleteModel.from_pretrained(a.checkpoint)
+    if model.spec.num_labels != task.num_labels:
+        raise ConfigError(f"--checkpoint {a.checkpoint!r}: the model has {model.spec.num_labels} labels but task "
+                          f"{task.spec.name} has {task.num_labels} ({', '.join(task.spec.label_names)}); pass a "
+                          "checkpoint trained on this task")
     tokenizer = load_checkpoint_tokenizer(a.checkpoint, model.spec)
     rows, truncated = predict_split(model, tokenizer, task.splits[a.split], split=a.split, seed=a.seed,
                                     max_length=a.max_length)
