@@ -258,3 +258,26 @@ def test_escalation_budget_rejects_speedups_above_ceiling():
         escalation_budget(7.0, 2, 12, 12)
     with pytest.raises(ValueError, match="speedup must be > 0"):
         escalation_budget(0.0, 2, 12, 12)
+
+
+def test_escalation_references_in_any_metric():
+    from workbench.measures.analysis import escalation_references
+    from workbench.measures.metrics import accuracy, mcc
+    labels = np.array([0, 1, 1, 0, 1, 0, 1, 1])
+    small = np.array([0, 0, 1, 1, 0, 0, 1, 0])     # wrong on items 1, 3, 4, 7
+    large = np.array([0, 1, 1, 0, 1, 1, 0, 1])     # fixes 1, 3, 4, 7; breaks 5, 6
+    refs = escalation_references(labels, small, large, 0.25, metric_fn=accuracy)
+    a_small, a_large = small == labels, large == labels
+    assert refs["oracle"] == pytest.approx(oracle_cascade(a_small, a_large, 0.25))      # two of the four fixes
+    assert refs["ceiling"] == pytest.approx(oracle_ceiling(a_small, a_large))
+    assert refs["random"] == pytest.approx(random_escalation(a_small, a_large, 0.25), abs=2.0)
+    in_mcc = escalation_references(labels, small, large, 0.25, metric_fn=mcc)
+    fixed = small.copy()
+    fixed[[1, 3]] = large[[1, 3]]
+    assert in_mcc["oracle"] == pytest.approx(mcc(labels, fixed))
+    assert in_mcc["random"] <= in_mcc["oracle"] <= in_mcc["ceiling"]
+
+
+def test_gap_closed_is_undefined_when_there_is_no_gap():
+    assert np.isnan(gap_closed(80.0, 80.0, 80.0 + 1e-14))
+    assert gap_closed(81.0, 80.0, 82.0) == pytest.approx(0.5)

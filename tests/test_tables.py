@@ -67,3 +67,16 @@ def test_results_table_cells():
     assert table.loc["cascade 1L>6L", "a (f1)"] == "78.00 ± 0.25 (1.90x) worse"
     assert table.loc["pabee", "a (f1)"] == "unreachable"
     assert table.loc["deebert", "b (accuracy)"] == "70.00 (2.00x)"  # one seed: no sd
+
+
+def test_reference_rows_carry_the_tasks_metric():
+    f1_study = Study("toy", "f1", 4, EncoderShape(8, 16, 4), 2)
+    labels = [0, 1, 1, 0]
+    frame = pd.concat([_complete("complete-1L", 1, [[3, 0], [0.2, 0], [0, 3], [0, 0.1]], labels),
+                       _complete("complete-4L", 4, [[0, 1], [0, 1], [0, 1], [1, 0]], labels)])
+    from workbench.measures.metrics import f1
+    from workbench.study.tables import cascade_references
+    refs = cascade_references(frame, f1_study, "complete-1L", "complete-4L", 2.0, 0)
+    assert refs["ceiling"] == pytest.approx(f1(labels, [0, 1, 1, 0]))   # small, fixed where the large is right
+    table = summarize_answers([], f1_study, references={("oracle cascade 1L>4L", 2.0): [refs["oracle"]]})
+    assert table.loc[0, "metric_name"] == "f1"

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 VERDICTS = ("better", "worse", "indistinguishable")
+GAP_TOLERANCE = 1e-9  # oracle and random closer than this (relative) leave no gap to close
 
 
 def _as_bool(values, name: str) -> np.ndarray:
@@ -253,14 +254,42 @@ def oracle_ceiling(a_small, a_large) -> float:
 def gap_closed(metric: float, random_value: float, oracle_value: float) -> float:
     """Share of the random-to-oracle gap a policy closes: (metric - random) / (oracle - random).
 
-    0 is no better than random escalation, 1 matches the oracle; nan when oracle == random.
+    0 is no better than random escalation, 1 matches the oracle; nan when oracle and random agree to within
+    GAP_TOLERANCE (relative), where rounding alone would decide the share.
 
     >>> gap_closed(82.0, 80.0, 84.0)
     0.5
     """
-    if oracle_value == random_value:
-        return float("nan")
+    if abs(oracle_value - random_value) <= GAP_TOLERANCE * max(1.0, abs(oracle_value)):
+        return float("nan")  # no gap to close: a share of it is undefined, not 0 or 1
     return float((metric - random_value) / (oracle_value - random_value))
+
+
+def escalation_references(labels, pred_small, pred_large, r: float, *,
+                          metric_fn: Callable[[np.ndarray, np.ndarray], float], draws: int = 200,
+                          seed: int = 0) -> dict[str, float]:
+    """Random escalation, budgeted oracle and ceiling of a two-member cascade in any task metric (F1, MCC, ...).
+
+    Escalating an item replaces the small member's prediction by the large member's. `random`: the mean
+    metric over `draws` seeded draws of round(r n) items; `oracle`: escalate the items the large member fixes
+    (small wrong, large right), at most round(r n) of them in item order; `ceiling`: escalate every such item.
+    For accuracy, :func:`random_escalation`, :func:`oracle_cascade` and :func:`oracle_ceiling` are the exact
+    values; these agree with them up to the rounding of r n and the randomness of the draws.
+    """
+    labels, pred_small, pred_large = (np.asarray(x) for x in (labels, pred_small, pred_large))
+    r = _check_budget(r)
+    n = len(labels)
+    k = int(round(r * n))
+    fixes = np.flatnonzero((pred_small != labels) & (pred_large == labels))
+
+    def mixed(escalated: np.ndarray) -> float:
+        pred = pred_small.copy()
+        pred[escalated] = pred_large[escalated]
+        return float(metric_fn(labels, pred))
+
+    rng = np.random.default_rng(seed)
+    random_value = float(np.mean([mixed(rng.choice(n, size=k, replace=False)) for _ in range(draws)]))
+    return {"random": random_value, "oracle": mixed(fixes[:k]), "ceiling": mixed(fixes)}
 
 
 def escalation_budget(speedup: float, small_layers: float, large_layers: float, full_layers: float) -> float:

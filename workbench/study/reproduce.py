@@ -107,7 +107,8 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
     tables["main"] = pd.concat([main, pd.DataFrame(unreachable)], ignore_index=True) if unreachable else main
     tables["gap_closed"] = gap_closed_table(answers, pd.DataFrame(reference_rows),
                                             {cascade_label(d, regularized=r): pair_text(d)
-                                             for d in cascades if len(d) == 2 for r in (False, True)})
+                                             for d in cascades if len(d) == 2 for r in (False, True)},
+                                            metric=study.metric)
     tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
     return tables
 

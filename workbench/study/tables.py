@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.measures.analysis import (escalation_budget, gap_closed, oracle_cascade, oracle_ceiling,
-                                         paired_bootstrap, paired_bootstrap_metric, random_escalation)
+from workbench.measures.analysis import (escalation_budget, escalation_references, gap_closed, oracle_cascade,
+                                         oracle_ceiling, paired_bootstrap, paired_bootstrap_metric, random_escalation)
 from workbench.measures.calibration import apply_temperature, ece, fit_temperature, reliability_table
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs
@@ -158,11 +158,15 @@ def sufficiency_table(outputs: pd.DataFrame, study: Study, *, target: float = 3.
 
 def cascade_references(outputs: pd.DataFrame, study: Study, small: str, large: str, target: float, seed: int, *,
                        split: str = "test") -> dict:
-    """Random escalation, budgeted oracle and ceiling for a small -> large cascade at `target` (accuracy)."""
+    """Random escalation, budgeted oracle and ceiling for a small -> large cascade at `target`, in the task's
+    metric: exact expectations for accuracy, `analysis.escalation_references` for F1 and MCC."""
     out = CascadeOutputs.from_outputs(outputs, members=(small, large), split=split, seed=seed)
-    a_small = out.probs[:, 0].argmax(-1) == out.labels
-    a_large = out.probs[:, 1].argmax(-1) == out.labels
+    pred_small, pred_large = out.probs[:, 0].argmax(-1), out.probs[:, 1].argmax(-1)
     r = escalation_budget(target, int(out.depths[0]), int(out.depths[1]), study.full_layers)
+    if study.metric != "accuracy":
+        return {"budget": r, **escalation_references(out.labels, pred_small, pred_large, r, seed=seed,
+                                                     metric_fn=lambda y, p: task_metric(study.metric, y, p))}
+    a_small, a_large = pred_small == out.labels, pred_large == out.labels
     return {"budget": r, "random": random_escalation(a_small, a_large, r), "oracle": oracle_cascade(a_small, a_large, r),
             "ceiling": oracle_ceiling(a_small, a_large)}
 
@@ -196,7 +200,7 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
     table = pd.DataFrame(rows)
     if references:
         extra = [{"task": study.task, "method": name, "target_speedup": target, "thresholds": "",
-                  "metric_name": "accuracy", "metric": float(np.mean(values)),
+                  "metric_name": study.metric, "metric": float(np.mean(values)),
                   "metric_sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "seeds": len(values),
                   "ci_low": np.nan, "ci_high": np.nan, "verdict": "", "speedup_layers": target,
                   "speedup_flops": np.nan, "ece": np.nan} for (name, target), values in references.items()]
@@ -250,11 +254,12 @@ def mean_over_seeds(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return means.join(sds).reset_index().assign(seeds=grouped.size().to_numpy())
 
 
-def gap_closed_table(answers: list[OperatingPoint], references: pd.DataFrame, pairs: dict[str, str]) -> pd.DataFrame:
+def gap_closed_table(answers: list[OperatingPoint], references: pd.DataFrame, pairs: dict[str, str], *,
+                     metric: str = "accuracy") -> pd.DataFrame:
     """Share of the random-to-oracle escalation gap that each two-member cascade closes, per target (mean
-    and sd over seeds). Accuracy, like the reference lines, whatever the task metric. `references` has
-    one row per (pair, target_speedup, seed) with columns random and oracle; `pairs` maps cascade method
-    names to their pair, e.g. 'cascade+DA 1L>6L' -> '1L>6L'."""
+    and sd over seeds), in the task's `metric` (the column is named after it), like the reference lines.
+    `references` has one row per (pair, target_speedup, seed) with columns random and oracle; `pairs` maps
+    cascade method names to their pair, e.g. 'cascade+DA 1L>6L' -> '1L>6L'."""
     if references.empty:
         return pd.DataFrame()
     refs = references.set_index(["pair", "target_speedup", "seed"])
@@ -263,11 +268,11 @@ def gap_closed_table(answers: list[OperatingPoint], references: pd.DataFrame, pa
         key = (pairs.get(a.method), a.target, a.seed)
         if key[0] is None or key not in refs.index:
             continue
-        accuracy = 100 * float(np.mean(a.correct))
+        value = 100 * float(np.mean(a.correct)) if metric == "accuracy" else task_metric(metric, a.labels, a.pred)
         rows.append({"method": a.method, "pair": key[0], "target_speedup": a.target, "seed": a.seed,
-                     "accuracy": accuracy, "random_escalation": refs.loc[key, "random"],
+                     metric: value, "random_escalation": refs.loc[key, "random"],
                      "oracle_cascade": refs.loc[key, "oracle"],
-                     "gap_closed": gap_closed(accuracy, refs.loc[key, "random"], refs.loc[key, "oracle"])})
+                     "gap_closed": gap_closed(value, refs.loc[key, "random"], refs.loc[key, "oracle"])})
     return mean_over_seeds(pd.DataFrame(rows), ["method", "pair", "target_speedup"]) if rows else pd.DataFrame()
 
 
