@@ -70,7 +70,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON value in `path`; a damaged file raises ValueError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); the file "
+                         "is damaged or was cut off: delete it (a cache entry is then recomputed)") from None
 
 
 def write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> Path:

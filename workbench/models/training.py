@@ -34,6 +34,7 @@ from workbench.data.task import TaskData
 from workbench.measures.metrics import task_metric
 from workbench.models.backbones import load_tokenizer
 from workbench.models.complete import CompleteModel, ModelSpec
+from workbench.runs.cache import ensure_intact, record
 from workbench.store import content_hash, fresh_tmp_dir, read_json, replace_dir, write_json
 
 
@@ -135,6 +136,7 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
     over exits for multi-exit logits [n, exits, C].
     """
     folder = Path(folder)
+    ensure_intact(folder)  # a damaged entry is reported and emptied, so it trains again
     if (folder / "done.json").is_file():
         done = read_json(folder / "done.json")
         return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
@@ -193,6 +195,7 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
     done = {"best_tune_metric": state.best_tune_metric, "history": state.history,
             "truncated": enc_train.truncated, "steps": total, "train_examples": len(enc_train)}
     write_json(folder / "done.json", done)
+    record(folder, "best", "done.json")
     shutil.rmtree(folder / "state", ignore_errors=True)  # only needed to resume an unfinished run
     return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
                        enc_train.truncated, cached=False)

@@ -35,6 +35,7 @@ from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
 from workbench.names import EXIT_POLICIES, cascade_label, member_names, pair_text, reference_label
+from workbench.runs.cache import cache_lock
 from workbench.runs.folder import write_run
 from workbench.runs.outputs import validate_outputs
 from workbench.store import environment, read_json, to_jsonable
@@ -174,6 +175,14 @@ def reproduce(config: RunConfig, *, progress: bool = True, force: bool = False) 
             print(f"{out}: up to date (outputs, tables and figures of this configuration are there)")
             return paths
     full_layers = check_run(config)
+    with cache_lock(config.cache):
+        _run_study(config, full_layers, progress=progress)
+    return paths
+
+
+def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
+    """Train (or reuse) every model, store the outputs, then the tables, the executor check and the figures."""
+    out = Path(config.out)
     task = prepare_task(config.task, config.train)
     for note in task.notes:
         tqdm.write(f"{task.spec.name}: {note}")
@@ -210,9 +219,8 @@ def reproduce(config: RunConfig, *, progress: bool = True, force: bool = False) 
                                         "num_labels": task.num_labels,
                                         "sizes": {k: len(v) for k, v in task.splits.items()}},
         "full_layers": full_layers, "shape": asdict(study.shape), "environment": environment()})
-    write_figures(out, paths["figures"])
+    write_figures(out, out / "figures")
     _print_summary(task, config, tables)
-    return paths
 
 
 def _print_summary(task, config: RunConfig, tables: dict[str, pd.DataFrame]) -> None:
@@ -230,5 +238,3 @@ def _print_summary(task, config: RunConfig, tables: dict[str, pd.DataFrame]) -> 
         print(tables["executor"][["method", "target_speedup", "mismatches", "speedup_layers",
                                   "speedup_wallclock"]].to_string(**fmt))
     print(f"\nwrote {config.out}/outputs.parquet, tables/, figures/, config.json")
-
-

@@ -28,6 +28,7 @@ from workbench.models.multiexit import (MultiExitModel, MultiExitSpec, backbone_
 from workbench.models.training import fit, model_folder, predict_logits, train_complete_model
 from workbench.names import complete_name, multi_exit_name
 from workbench.runs.outputs import outputs_frame, validate_outputs
+from workbench.runs.cache import ensure_intact, record
 from workbench.store import content_hash, write_parquet
 
 EVAL_SPLITS = ("tune", "test")
@@ -55,6 +56,7 @@ def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, se
     `folder`, computed first with `model_fn()` -> (model, tokenizer) when absent; `name` overrides the model
     column (e.g. 'complete-1L-da')."""
     cached = folder / filename
+    ensure_intact(folder)
     if not cached.is_file():
         frames = frames if frames is not None else {split: task.splits[split] for split in EVAL_SPLITS}
         model, tokenizer = model_fn()
@@ -68,6 +70,7 @@ def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, se
                            f"to {config.train.max_length} tokens")
             parts.append(rows.assign(model=name) if name else rows)
         write_parquet(cached, pd.concat(parts, ignore_index=True))
+        record(folder, filename)
     return pd.read_parquet(cached)
 
 
@@ -178,6 +181,7 @@ def deebert_model(task: TaskData, config: RunConfig, seed: int, *, easy: np.ndar
                                progress=progress)
         model, tokenizer = deebert_from_complete(complete, heads), load_tokenizer(config.backbone)
         model.save_pretrained(folder / "best", tokenizer=tokenizer)
+        record(folder, "best")
         return model, tokenizer
     name = multi_exit_name("deebert", regularized=True) if easy is not None else None
     return folder, cached_outputs(folder, build, task, config, seed, name=name)
@@ -195,6 +199,7 @@ def probe_outputs(task: TaskData, config: RunConfig, seed: int, *, progress: boo
                                init_dense=backbone_pooler(spec), progress=progress)
         model, tokenizer = probe_model(spec, heads), load_tokenizer(config.backbone)
         model.save_pretrained(folder / "best", tokenizer=tokenizer)
+        record(folder, "best")
         return model, tokenizer
     return cached_outputs(folder, build, task, config, seed)
 

@@ -9,6 +9,7 @@ from workbench.config import PRESETS, RunConfig, TaskOptions, get_preset, overri
 from workbench.data.files import DataError
 from workbench.data.registry import list_tasks, load_task_options, prepare_task
 from workbench.names import parse_depths_option
+from workbench.runs.cache import cache_lock
 from workbench.runs.folder import summarize_runs
 from workbench.study.figures import write_figures
 from workbench.study.checks import ConfigError, check_run
@@ -121,7 +122,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     spec = ModelSpec(backbone=config.backbone, depth=a.depth, num_labels=task.num_labels, pooling=config.pooling,
                      dropout=config.train.dropout).resolved()
     folder = model_folder(config.cache, spec, config.train, a.seed, task)
-    result = train_complete_model(spec, task, config.train, seed=a.seed, folder=folder)
+    with cache_lock(config.cache):
+        result = train_complete_model(spec, task, config.train, seed=a.seed, folder=folder)
     print(f"best tune {task.spec.metric}: {result.best_tune_metric:.2f}{' (cached)' if result.cached else ''}")
     print(f"checkpoint: {result.checkpoint}")
 
