@@ -63,3 +63,13 @@ def test_damaged_json_and_checkpoints_name_their_file(tmp_path):
     (tmp_path / "ckpt" / "spec.json").write_text('{"backbone": "tiny-random-bert", "depth": 1')
     with pytest.raises(DataError, match="ckpt: cannot read this checkpoint"):
         CompleteModel.from_pretrained(tmp_path / "ckpt")
+
+
+def test_task_names_never_become_paths(tmp_path, toy_files):
+    code = main(["reproduce", "--preset", "smoke", "--train-file", toy_files["train"], "--test-file",
+                 toy_files["test"], "--task", "../../../escape", "--depths", "1", "--complete-only", "--out",
+                 str(tmp_path / "a" / "b" / "run")])
+    assert code == 0
+    entries = list((tmp_path / "a" / "b" / "run" / "cache").iterdir())
+    assert entries and all(e.parent == tmp_path / "a" / "b" / "run" / "cache" for e in entries)
+    assert not list(tmp_path.glob("escape*")) and not list((tmp_path / "a").glob("escape*"))

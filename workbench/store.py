@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -129,6 +130,17 @@ def fresh_tmp_dir(final_dir: Path) -> Path:
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".tmp", dir=final_dir.parent))
+
+
+def safe_component(name: str, *, limit: int = 40) -> str:
+    """`name` as one harmless path component: letters, digits, '.', '_' and '-' kept, anything else (path
+    separators, '..', spaces) replaced by '_', no leading dot, at most `limit` characters.
+
+    >>> safe_component("../../etc/x"), safe_component("sentence-transformers/all-MiniLM-L6-v2")
+    ('_.._etc_x', 'sentence-transformers_all-MiniLM-L6-v2')
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")[:limit]
+    return cleaned or "_"
 
 
 def content_hash(*parts: Any, length: int = 12) -> str:

@@ -35,7 +35,7 @@ from workbench.measures.metrics import task_metric
 from workbench.models.backbones import load_tokenizer
 from workbench.models.complete import CompleteModel, ModelSpec
 from workbench.runs.cache import ensure_intact, record
-from workbench.store import content_hash, fresh_tmp_dir, read_json, replace_dir, write_json
+from workbench.store import safe_component, content_hash, fresh_tmp_dir, read_json, replace_dir, write_json
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def model_folder(root: str | Path, spec, config: TrainConfig, seed: int, task: T
     spec = spec.resolved()
     key = content_hash(asdict(spec), asdict(config), seed, task.fingerprint(), *extra)
     backbone = Path(spec.backbone).name or spec.backbone
-    return Path(root) / f"{task.spec.name}-{backbone}-{spec.name}-seed{seed}-{key}"
+    name = "-".join(safe_component(part) for part in (task.spec.name, backbone, spec.name))
+    return Path(root) / f"{name}-seed{seed}-{key}"  # names never become paths: each part is one safe component
 
 
 def predict_logits(model: nn.Module, encoded: Encoded, *, batch_size: int = 64) -> np.ndarray:
