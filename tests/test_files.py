@@ -170,3 +170,18 @@ def test_long_values_are_shortened_in_messages():
     with pytest.raises(DataError) as err:
         parse_label("f.tsv", 2, "label", "x" * 500, {"0": 0})
     assert len(str(err.value)) < 300 and "..." in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv", ".jsonl"])
+def test_a_bad_byte_is_reported_on_its_own_line(tmp_path, suffix):
+    separator = "," if suffix == ".csv" else "\t"
+    rows = [f'{{"text": "row {i}", "label": "a"}}' if suffix == ".jsonl" else f"row {i}{separator}a"
+            for i in range(2000)]  # far more than one read chunk before the bad byte
+    header = [] if suffix == ".jsonl" else ["text,label" if suffix == ".csv" else "text\tlabel"]
+    data = "\n".join(header + rows).encode()
+    position = data.index(b"row 1500")
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(data[:position + 2] + b"\xff" + data[position + 2:])
+    line = 1501 + len(header)
+    with pytest.raises(DataError, match=rf"bad{suffix}, line {line}, column \d+: not valid UTF-8 \(byte 0xff"):
+        read_table(path)

@@ -17,6 +17,7 @@ Format traps handled here (all present in genuine GLUE files):
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -121,7 +122,7 @@ def _read_delimited(
     dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
     separator = "tab" if fmt == "tsv" else "comma"
     rows: list[tuple[int, dict[str, str]]] = []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with io.StringIO(_decode(path), newline="") as handle:
         reader = csv.reader(handle, **dialect)
         next_line = 1
         try:
@@ -142,15 +143,23 @@ def _read_delimited(
                 rows.append((line, dict(zip(names, fields))))
         except csv.Error as err:
             raise DataError(f"{path}, line {next_line}: unreadable {fmt.upper()} ({err}); fix this line.") from err
-        except UnicodeDecodeError as err:
-            raise DataError(
-                f"{path}, near line {next_line}: not valid UTF-8 ({err.reason}); re-save the file as UTF-8."
-            ) from err
     if names is None:
         raise DataError(f"{path}: the file is empty; expected a header line and data rows.")
     if not rows:
         raise DataError(f"{path}: no data rows after the header; check that this is the right file.")
     return rows
+
+
+def _decode(path: Path) -> str:
+    """The file's text (UTF-8, a byte-order mark dropped); a bad byte is reported with its real line and column."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(f"{path}, line {line}, column {column}: not valid UTF-8 (byte {data[err.start]:#04x}, "
+                        f"{err.reason}); re-save the file as UTF-8.") from None
 
 
 def _header(path: Path, line: int, fields: list[str]) -> tuple[str, ...]:
@@ -169,31 +178,24 @@ def _header(path: Path, line: int, fields: list[str]) -> tuple[str, ...]:
 def _read_jsonl(path: Path, required: tuple[str, ...], option: str | None) -> list[tuple[int, dict[str, str]]]:
     """Read one JSON object per non-blank line, with scalar values turned into strings."""
     rows: list[tuple[int, dict[str, str]]] = []
-    with open(path, encoding="utf-8-sig") as handle:
-        line = 0
+    for line, text in enumerate(io.StringIO(_decode(path)), start=1):
+        if not text.strip():
+            continue
         try:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as err:
-                    raise DataError(
-                        f"{path}, line {line}: not valid JSON ({err.msg} at column {err.colno}); "
-                        "each line must be one JSON object."
-                    ) from err
-                if not isinstance(record, dict):
-                    raise DataError(
-                        f"{path}, line {line}: expected a JSON object, got {type(record).__name__} "
-                        f"{show_value(text.strip())}; write one object per line, e.g. "
-                        '{"text": "...", "label": "..."}.'
-                    )
-                _check_columns(path, line, "object", tuple(record), required, option)
-                rows.append((line, {str(k): _json_scalar(path, line, str(k), v) for k, v in record.items()}))
-        except UnicodeDecodeError as err:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
             raise DataError(
-                f"{path}, near line {line + 1}: not valid UTF-8 ({err.reason}); re-save the file as UTF-8."
+                f"{path}, line {line}: not valid JSON ({err.msg} at column {err.colno}); "
+                "each line must be one JSON object."
             ) from err
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}, line {line}: expected a JSON object, got {type(record).__name__} "
+                f"{show_value(text.strip())}; write one object per line, e.g. "
+                '{"text": "...", "label": "..."}.'
+            )
+        _check_columns(path, line, "object", tuple(record), required, option)
+        rows.append((line, {str(k): _json_scalar(path, line, str(k), v) for k, v in record.items()}))
     if not rows:
         raise DataError(f"{path}: the file has no JSON rows; check that this is the right file.")
     return rows
