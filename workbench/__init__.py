@@ -14,6 +14,13 @@ plus three shared modules: `config` (every configuration), `names` (the vocabula
 writes and hashes). Below are the names a notebook needs; everything else is importable from its module.
 """
 from workbench import names
+import os
+
+# Threads waiting for work sleep instead of spinning: with another job on the machine, spinning threads of
+# torch's OpenMP runtime hold the cores the other job needs (benchmarks/contention.py). Set before torch
+# loads; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from workbench.config import PRESETS, Preset, RunConfig, TaskOptions, TrainConfig, get_preset
 from workbench.data.registry import list_tasks, load_task
 from workbench.data.task import TaskData
