@@ -32,6 +32,7 @@ CASES = [
     (["--difficulty-rule", "kfold", "--difficulty-runs", "1"], "--difficulty-runs 1"),
     (["--model", "./no-such-folder"], "--model './no-such-folder'"),
     (["--small-model", "./no-such-folder"], "--small-model './no-such-folder'"),
+    (["--model", "no-such-org/no-such-model"], "--model 'no-such-org/no-such-model': cannot load its configuration"),
     (["--glue-dir", "."], "--glue-dir"),
     (["--source", "hub"], "--source 'hub'"),
 ]
