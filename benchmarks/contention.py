@@ -6,7 +6,7 @@ of the two-at-once time to the alone time. A ratio near 2 on 2 cores is fair sha
 threads spinning while they wait for a core the other job holds.
 
     python benchmarks/contention.py                       # the settings below, on this machine's cores
-    python benchmarks/contention.py --settings default,passive
+    python benchmarks/contention.py --settings spinning,default
 """
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ L, SEED, METRIC = run.full_layers, run.seed, run.metric
 run.config["task"]["sizes"], run.config["run"]["backbone"], L
 
 # %% [markdown]
-# Everything below is computed from one file, `run.outputs.parquet`: every tune and test example's
+# Everything below is computed from one file, `outputs.parquet` (`run.outputs`): every tune and test example's
 # prediction at every exit of every model, one row each. Exit rules, cascades, oracles and calibration
 # are pure functions of that table, so nothing here runs a model again.
 
@@ -108,7 +108,7 @@ from workbench.methods.cascade import CascadeOutputs, evaluate_routing, route, t
 
 members = wb.names.member_names((1, L))  # complete-1L, then the complete L-layer model
 tau = thresholds_for_speedup(CascadeOutputs.from_outputs(run.outputs, members=members, split="tune", seed=SEED),
-                             3.0, full_layers=L)
+                             3.0, full_layers=L, metric=METRIC)
 test = CascadeOutputs.from_outputs(run.outputs, members=members, split="test", seed=SEED)
 routed = evaluate_routing(test, route(test, tau), metric=METRIC, full_layers=L)
 print("tau chosen on tune:", tau)
@@ -128,7 +128,7 @@ from workbench.study import figures as plots
 data = run.explorer(seed=SEED)
 cascade = run.cascade_labels()[0]
 curves = data.curves([("deebert", "entropy"), ("pabee", "patience"), (cascade, "maxprob")])
-plots.speed_accuracy(pd.concat([curves, run.tables["complete_models"].assign(method="complete kL")]),
+plots.speed_accuracy(pd.concat([curves, run.tables["complete_models"].assign(method=wb.names.COMPLETE_CURVE)]),
                      metric_name=METRIC);
 
 # %% [markdown]

@@ -37,8 +37,10 @@ def test_a_point_derives_every_number_from_its_arrays():
 
 
 def test_points_are_keyword_only():
-    with pytest.raises(TypeError):
-        OperatingPoint("m", ("a",))
+    fields = ("m", ("a",), "maxprob", (0.5,), "s", None, "test", 0, "accuracy", 4, (4,), np.array(["x"]), np.array([0]),
+              np.array([0]), np.array([1.0]), np.array([0]), np.array([4]), None, None)
+    with pytest.raises(TypeError, match="positional"):
+        OperatingPoint(*fields)
 
 
 def test_exit_point_prices_the_exits_it_passed():

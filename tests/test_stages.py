@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-import workbench.study.stages as pipeline
+import workbench.study.stages as stages
 from workbench.runs.outputs import BASE_COLUMNS
 from workbench.ui.cli import main
 
@@ -34,8 +34,8 @@ def test_reproduce_writes_outputs_summary_and_config(tmp_path, toy_files, capsys
 def test_rerun_reuses_cache_and_changed_config_retrains(tmp_path, toy_files, monkeypatch):
     assert _reproduce(toy_files, tmp_path / "run") == 0
     calls = []
-    real = pipeline.train_complete_model
-    monkeypatch.setattr(pipeline, "train_complete_model", lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = stages.train_complete_model
+    monkeypatch.setattr(stages, "train_complete_model", lambda *a, **k: calls.append(k) or real(*a, **k))
     assert _reproduce(toy_files, tmp_path / "run") == 0
     assert calls == []
     assert _reproduce(toy_files, tmp_path / "run", "--epochs", "1") == 0

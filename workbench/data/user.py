@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def _refuse_numeric_labels(path, label_col: str, label_names: tuple[str, ...]) -
         values = [float(name) for name in label_names]
     except ValueError:
         return  # names, not numbers
-    fractional = [name for name, v in zip(label_names, values) if v != int(v)]
+    fractional = [name for name, v in zip(label_names, values) if not math.isfinite(v) or v != int(v)]
     same = len(set(values)) < len(values)
     if fractional or same or len(values) > MAX_CLASSES:
         why = (f"values such as {show_values(fractional)} are not whole numbers" if fractional else

@@ -24,7 +24,7 @@ from workbench.measures.cost import EncoderShape, complete_flops, exit_flops
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs, route, thresholds_for_speedup
 from workbench.methods.exits import ExitOutputs, apply_policy, choose_for_speedup
-from workbench.names import EXIT_POLICIES, complete_depths, complete_name, static_label
+from workbench.names import EXIT_POLICIES, complete_depths, complete_name, exit_rules, static_label
 
 EXAMPLE_COLUMNS = ("example_id", "text", "label", "pred", "exit_layer", "layers_executed", "confidence", "correct",
                    "early")
@@ -226,7 +226,10 @@ def tuned_exit_point(outputs: pd.DataFrame, study: Study, model: str, target: fl
                      policy: str | None = None, tune: str = "tune", test: str = "test") -> OperatingPoint | None:
     """The model's exit-rule parameter chosen on `tune` for `target` (speed-up in layers), applied on `test`;
     None if unreachable. The rule defaults to the model's own (entropy for DeeBERT, patience for PABEE)."""
-    policy = policy or EXIT_POLICIES[model][0]
+    rules = exit_rules(model)
+    if rules is None:
+        raise ValueError(f"{model!r} is not an early-exit model; expected one of {sorted(EXIT_POLICIES)}")
+    policy = policy or rules[0]
     tuned = ExitOutputs.from_outputs(outputs, model=model, split=tune, seed=seed)
     grid = np.arange(study.full_layers) if policy == "patience" else None
     param = choose_for_speedup(tuned, policy, target, full_layers=study.full_layers, grid=grid)
@@ -260,11 +263,12 @@ def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, 
     model = complete_name(k)
     rows = outputs[(outputs["model"] == model) & (outputs["split"] == split) & (outputs["seed"] == seed)]
     rows = rows.sort_values("example_id")
-    tokens = rows["tokens"].to_numpy()
+    tokens = rows["tokens"].to_numpy() if "tokens" in rows else None
+    flops = None if tokens is None else complete_flops(study.shape, k, tokens, study.num_labels)
+    full = None if tokens is None else complete_flops(study.shape, study.full_layers, tokens, study.num_labels)
     return OperatingPoint(
         method=static_label(k), members=(model,), policy="static", values=(float(k),), setting=f"k={k}",
         target=target, split=split, seed=seed, metric_name=study.metric, full_layers=study.full_layers, exits=(k,),
         example_ids=rows["example_id"].to_numpy(), labels=rows["label"].to_numpy(), pred=rows["pred"].to_numpy(),
         confidence=rows["confidence"].to_numpy(), exit_index=np.zeros(len(rows), dtype=int),
-        layers_executed=np.full(len(rows), k), flops=complete_flops(study.shape, k, tokens, study.num_labels),
-        full_flops=complete_flops(study.shape, study.full_layers, tokens, study.num_labels))
+        layers_executed=np.full(len(rows), k), flops=flops, full_flops=full)

@@ -64,6 +64,9 @@ def write_run(folder: str | Path, *, outputs: pd.DataFrame | None = None,
     naming the tables and the configuration that made them (`config`, required with `tables`); config.json."""
     folder = Path(folder)
     if outputs is not None:
+        if tables is None:  # new outputs start a new run: the old config and manifest no longer describe it
+            (folder / "tables" / MANIFEST).unlink(missing_ok=True)
+            (folder / "config.json").unlink(missing_ok=True)
         write_parquet(folder / "outputs.parquet", outputs)
     if tables is not None:
         if config is None:
@@ -212,11 +215,11 @@ def summarize_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
         raise ValueError(f"runs {[str(r) for r in runs]}: a run folder is given twice")
     mains = []
     for run in map(Path, runs):
-        table = run / "tables" / "main.csv"
-        if not table.is_file():
-            raise FileNotFoundError(f"{table}: no main table; run `python -m workbench reproduce --out {run}` "
-                                    "first (without --complete-only)")
-        mains.append(pd.read_csv(table).assign(run=str(run)))
+        main = load_tables(run).get("main")  # only tables its config.json produced
+        if main is None:
+            raise FileNotFoundError(f"{run / 'tables' / 'main.csv'}: no main table; run `python -m workbench "
+                                    f"reproduce --out {run}` first (without --complete-only)")
+        mains.append(main.assign(run=str(run)))
     tasks = [m["task"].iloc[0] if len(m) else "" for m in mains]
     if len(set(tasks)) < len(tasks):  # e.g. one task on two backbones: tell the columns apart by run folder
         mains = [m.assign(task=m["task"] + " " + Path(m["run"].iloc[0]).name) if tasks.count(t) > 1 else m

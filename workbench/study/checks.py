@@ -141,6 +141,9 @@ def check_paths(config: RunConfig) -> None:
     for option, value in (("--out", config.out), ("--cache-dir", config.cache_dir)):
         if value and Path(value).exists() and not Path(value).is_dir():
             _fail(option, value, "is a file; pass a folder (it is created when missing)")
+    if config.small_backbone and config.small_backbone == config.backbone:
+        _fail("--small-model", config.small_backbone, "is the same as --model; leave it out to use --model's truncated "
+                                                      "copies as the small members")
     for option, value in (("--model", config.backbone), ("--small-model", config.small_backbone)):
         if value and looks_like_path(value) and not Path(value).is_dir():
             _fail(option, value, "looks like a local folder but there is no such folder; pass a backbone alias "

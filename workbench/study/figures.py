@@ -20,13 +20,12 @@ import seaborn as sns
 
 from workbench.measures.calibration import reliability_diagram, reliability_table
 from workbench.methods.points import OperatingPoint
-from workbench.names import display_name, parse_reference
+from workbench.names import COMPLETE_CURVE, EXIT_POLICIES, EXIT_REFERENCES, display_name, parse_reference
 from workbench.runs.folder import load_tables
 from workbench.store import environment, read_json, write_json
 
 PALETTE = "colorblind"
 RUN_FIGURES = ("speed_accuracy", "sufficiency", "dis_heatmap", "reliability")  # what write_figures draws
-METHOD_ORDER = ("complete", "deebert", "pabee", "probe", "cascade", "cascade+da", "oracle", "random")
 
 
 def use_style() -> None:
@@ -169,15 +168,15 @@ def speed_accuracy_curves(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The curves of the speed-accuracy figure (method, speedup_layers, metric), averaged over seeds: each
     baseline's own exit rule over its grid, the two-member cascades over a threshold grid, the complete models."""
     sweeps = tables["early_exit"]
-    own = sweeps[(sweeps["method"].isin(["deebert", "deebert-da"]) & (sweeps["policy"] == "entropy")) |
-                 ((sweeps["method"] == "pabee") & (sweeps["policy"] == "patience"))]
+    own_rule = sweeps["method"].map(lambda m: EXIT_POLICIES[m][0] if m in EXIT_POLICIES else None)
+    own = sweeps[sweeps["policy"] == own_rule]  # each model's own exit rule (entropy for DeeBERT, patience for PABEE)
     curves = own.groupby(["method", "param"])[["speedup_layers", "metric"]].mean().reset_index()
     parts = [curves]
     if "cascade_sweeps" in tables:
         cs = tables["cascade_sweeps"]
         key = [c for c in cs.columns if c.startswith("threshold")]
         parts.append(cs.groupby(["method", *key], dropna=False)[["speedup_layers", "metric"]].mean().reset_index())
-    static = tables["complete_models"].assign(method="complete kL")
+    static = tables["complete_models"].assign(method=COMPLETE_CURVE)
     parts.append(static[["method", "speedup_layers", "metric"]])
     return pd.concat(parts, ignore_index=True)[["method", "speedup_layers", "metric"]]
 
@@ -189,10 +188,10 @@ def speed_accuracy_references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame |
     parts = []
     if refs is not None:  # oracle exit: one point per seed, averaged; random exit: a line on a fixed grid
         parts.append(refs.groupby(["method", refs["speedup_layers"].round(6)])["metric"].mean().reset_index())
-        oracle = refs[refs["method"] == "oracle exit"]
+        oracle = refs[refs["method"] == EXIT_REFERENCES[0]]
         if len(oracle):
-            parts[-1] = pd.concat([parts[-1][parts[-1]["method"] != "oracle exit"],
-                                   oracle[["speedup_layers", "metric"]].mean().to_frame().T.assign(method="oracle exit")])
+            parts[-1] = pd.concat([parts[-1][parts[-1]["method"] != EXIT_REFERENCES[0]],
+                                   oracle[["speedup_layers", "metric"]].mean().to_frame().T.assign(method=EXIT_REFERENCES[0])])
     if main is not None:
         kinds = main["method"].map(parse_reference)
         lines = main[kinds.map(lambda k: k is not None and k[0] in ("random", "oracle"))]
@@ -206,7 +205,6 @@ def reliability_grid(bins: pd.DataFrame, *, models: Sequence[str] | None = None,
     """Reliability diagrams on a grid, one panel per model exit of a per-bin table (`tables.reliability_bins`:
     columns model, layer and those of `calibration.reliability_table`); `models` picks and orders the panels.
     Returns the Figure."""
-    from workbench.measures.calibration import reliability_diagram
     panels = [m for m in (models or dict.fromkeys(bins["model"])) if (bins["model"] == m).any()]
     if not panels:
         raise ValueError(f"no reliability bins for {list(models or [])}; the table has {sorted(set(bins['model']))}")

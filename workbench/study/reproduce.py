@@ -4,7 +4,7 @@ A run folder (`--out DIR`) holds:
 
 - `outputs.parquet`   every tune/test example x model x exit (schema in `workbench.runs.outputs`):
                       complete-kL, complete-kL-da (difficulty-aware), deebert, pabee, probe;
-- `tables/`           complete_models, early_exit (policy sweeps), exit_references, sufficiency, dis,
+- `tables/`           complete_models, early_exit (policy sweeps), exit_references, sufficiency, dis, reliability,
                       calibration, difficulty, cascade_sweeps, main (the paper's table with intervals
                       and verdicts), gap_closed, executor (real execution vs simulation, wall-clock),
                       each as CSV and Markdown;
@@ -141,7 +141,7 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
         runs = []
         sim = tuned_exit_point(outputs, study, "deebert", target, seed)
         if sim is not None:
-            runs.append(("deebert", sim, run_early_exit(deebert, encoded, policy="entropy", param=sim.values[0],
+            runs.append(("deebert", sim, run_early_exit(deebert, encoded, policy=sim.policy, param=sim.param,
                                                         batch_size=batch_size)))
         sim = tuned_cascade_point(outputs, study, member_names(depths, small=bool(config.small_backbone)), target,
                                   seed, label=cascade_label(depths),

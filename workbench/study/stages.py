@@ -91,7 +91,7 @@ def complete_model(task: TaskData, config: RunConfig, depth: int, seed: int, *, 
 
     def load():
         train_complete_model(spec, task, config.train, seed=seed, folder=folder, progress=progress)
-        return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
+        return _load_complete(folder)
     name = complete_name(depth, small=config.is_small(backbone))
     return folder, cached_outputs(folder, load, task, config, seed, name=None if name == spec.name else name)
 
@@ -137,7 +137,7 @@ def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np
     backbone = backbone or config.backbone
     spec = ModelSpec(backbone=backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
                      dropout=config.train.dropout).resolved()
-    folder = model_folder(config.cache, replace(spec), config.train, seed, task, asdict(config.difficulty),
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.difficulty),
                           content_hash(easy.tolist()), "da")
     objective = DifficultyAwareObjective(easy, config.difficulty, seed=seed)
 

@@ -20,7 +20,8 @@ from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs
 from workbench.methods.exits import ExitOutputs, evaluate_decision, oracle_exit, random_exit_reference, sweep
 from workbench.methods.points import OperatingPoint, Study, exit_costs, token_counts, tuned_exit_point
-from workbench.names import EXIT_POLICIES, complete_depths, complete_name, is_reference, method_rank, try_parse_model
+from workbench.names import (EXIT_POLICIES, EXIT_REFERENCES, complete_depths, complete_name, is_reference,
+                             method_rank, multi_exit_name, try_parse_model)
 
 
 def seeds_of(outputs: pd.DataFrame, model: str) -> list[int]:
@@ -61,7 +62,8 @@ def reliability_bins(outputs: pd.DataFrame, *, split: str = "test") -> pd.DataFr
     if not depths:
         return pd.DataFrame()
     k, parts = depths[0], []
-    for model in (complete_name(k), complete_name(k, regularized=True), "deebert", "deebert-da", "pabee", "probe"):
+    for model in (complete_name(k), complete_name(k, regularized=True), "deebert",
+                  multi_exit_name("deebert", regularized=True), "pabee", "probe"):
         rows = test[(test["model"] == model) & (test["layer"] == k)]
         if len(rows):
             table = reliability_table(rows["confidence"].to_numpy(), rows["correct"].to_numpy())
@@ -103,10 +105,10 @@ def exit_references(outputs: pd.DataFrame, study: Study, *, model: str = "deeber
     for seed in seeds_of(outputs, model):
         out = ExitOutputs.from_outputs(outputs, model=model, split=split, seed=seed)
         oracle = evaluate_decision(out, oracle_exit(out), metric=study.metric, full_layers=study.full_layers)
-        rows.append({"method": "oracle exit", "seed": seed, "speedup_layers": oracle["speedup_layers"],
+        rows.append({"method": EXIT_REFERENCES[0], "seed": seed, "speedup_layers": oracle["speedup_layers"],
                      "metric": oracle["metric"]})
         for mean_layers in np.linspace(out.layers[0], out.layers[-1], 21):
-            rows.append({"method": "random exit", "seed": seed, "speedup_layers": study.full_layers / mean_layers,
+            rows.append({"method": EXIT_REFERENCES[1], "seed": seed, "speedup_layers": study.full_layers / mean_layers,
                          "metric": random_exit_reference(out, mean_layers, metric=study.metric)})
     return pd.DataFrame(rows)
 
@@ -184,14 +186,14 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
     rows = []
     for (method, target), group in by_key.items():
         group = sorted(group, key=lambda a: a.seed)
-        metrics = [task_metric(study.metric, a.labels, a.pred) for a in group]
+        metrics = [a.metric for a in group]
         row = {"task": study.task, "method": method, "target_speedup": target,
                "thresholds": " | ".join(a.setting for a in group), "metric_name": study.metric,
                "metric": float(np.mean(metrics)), "metric_sd": float(np.std(metrics, ddof=1)) if len(metrics) > 1 else 0.0,
                "seeds": len(group), "ci_low": np.nan, "ci_high": np.nan, "verdict": "",
-               "speedup_layers": float(np.mean([study.full_layers / a.layers_executed.mean() for a in group])),
-               "speedup_flops": float(np.mean([a.full_flops.mean() / a.flops.mean() for a in group])),
-               "ece": float(np.mean([ece(a.confidence, a.correct) for a in group]))}
+               "speedup_layers": float(np.mean([a.speedup_layers for a in group])),
+               "speedup_flops": float(np.mean([a.speedup_flops for a in group])),  # NaN when a cost is unknown
+               "ece": float(np.mean([a.ece for a in group]))}
         base = {a.seed: a for a in by_key.get((baseline, target), [])}
         pairs = [(a, base[a.seed]) for a in group if a.seed in base]
         if pairs and method != baseline:

@@ -1,4 +1,4 @@
-"""Command line: `python -m workbench {tasks,train,predict,reproduce} --help`."""
+"""Command line: `python -m workbench {tasks,train,predict,reproduce,figures,summary} --help`."""
 from __future__ import annotations
 
 import argparse

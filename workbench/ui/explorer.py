@@ -145,7 +145,7 @@ def build_explorer(run: str | Path | ExplorerData, *, method: str | None = None,
 
 def show_explorer(run: str | Path | ExplorerData, **options) -> ExplorerUI:
     """Build the explorer UI (see :func:`build_explorer` for `options`), display it and return it; assign the
-    result (`explorer = show_explorer(RUN_DIR)`) to read `explorer.state` later."""
+    result (`explorer = show_explorer(run.explorer())`) to read `explorer.state` later."""
     from IPython.display import display
 
     ui = build_explorer(run, **options)
