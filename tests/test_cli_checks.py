@@ -88,3 +88,20 @@ def test_predict_refuses_a_checkpoint_with_other_labels(tmp_path, toy_files, cap
                  "--checkpoint", str(folder), "--out", str(tmp_path / "p.parquet")])
     assert code == 2
     assert "the model has 3 labels but task toy has 2" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_checkpoint_trained_on_other_label_names(tmp_path, toy_files, capsys):
+    import json
+    out = tmp_path / "run"
+    train = ["train", "--preset", "smoke", "--train-file", toy_files["train"], "--test-file", toy_files["test"],
+             "--task", "toy", "--depth", "1", "--epochs", "1", "--out", str(out)]
+    assert main(train) == 0
+    checkpoint = next((out / "cache").glob("*/best"))
+    assert json.loads((checkpoint / "labels.json").read_text()) == ["0", "1"]
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(open(toy_files["test"]).read().replace(",0\n", ",neg\n").replace(",1\n", ",pos\n"))
+    capsys.readouterr()
+    code = main(["predict", "--train-file", str(renamed), "--test-file", str(renamed), "--task", "other",
+                 "--checkpoint", str(checkpoint), "--out", str(tmp_path / "p.parquet")])
+    assert code == 2
+    assert "trained on labels ['0', '1'] but task other has ['neg', 'pos']" in capsys.readouterr().err

@@ -48,6 +48,9 @@ class TrainResult:
     cached: bool              # True when the folder already held a finished run
 
 
+LABELS_FILE = "labels.json"  # the task's label names, beside every checkpoint fit keeps
+
+
 @dataclass
 class FitState:
     """Where a training run stands: saved with every resumable checkpoint, restored on resume."""
@@ -189,6 +192,7 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
                                      batch_size=config.eval_batch_size)
                 if state.add_evaluation(epoch, task.spec.metric, metric):
                     model.save_pretrained(folder / "best", tokenizer=tokenizer)
+                    write_json(folder / "best" / LABELS_FILE, list(task.spec.label_names))
             if state.global_step % config.checkpoint_every == 0 or i + 1 == len(batches):
                 _save_state(folder / "state", model, optimizer, state)
     bar.close()

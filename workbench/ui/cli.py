@@ -131,7 +131,8 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_predict(a: argparse.Namespace) -> None:
     """Write the outputs table of a checkpoint over one split."""
     from workbench.models.complete import CompleteModel, load_checkpoint_tokenizer
-    from workbench.store import write_parquet
+    from workbench.models.training import LABELS_FILE
+    from workbench.store import read_json, write_parquet
     if Path(a.out).is_dir():
         raise ConfigError(f"--out {a.out!r}: is a folder; pass the parquet file to write")
     if a.max_length < 2:
@@ -144,6 +145,10 @@ def cmd_predict(a: argparse.Namespace) -> None:
         raise ConfigError(f"--checkpoint {a.checkpoint!r}: the model has {model.spec.num_labels} labels but task "
                           f"{task.spec.name} has {task.num_labels} ({', '.join(task.spec.label_names)}); pass a "
                           "checkpoint trained on this task")
+    stored = Path(a.checkpoint) / LABELS_FILE
+    if stored.is_file() and read_json(stored) != list(task.spec.label_names):
+        raise ConfigError(f"--checkpoint {a.checkpoint!r}: the model was trained on labels {read_json(stored)} but "
+                          f"task {task.spec.name} has {list(task.spec.label_names)}; pass a checkpoint of this task")
     tokenizer = load_checkpoint_tokenizer(a.checkpoint, model.spec)
     rows, truncated = predict_split(model, tokenizer, task.splits[a.split], split=a.split, seed=a.seed,
                                     max_length=a.max_length)
