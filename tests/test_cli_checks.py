@@ -105,3 +105,13 @@ def test_predict_refuses_a_checkpoint_trained_on_other_label_names(tmp_path, toy
                  "--checkpoint", str(checkpoint), "--out", str(tmp_path / "p.parquet")])
     assert code == 2
     assert "trained on labels ['0', '1'] but task other has ['neg', 'pos']" in capsys.readouterr().err
+
+
+def test_help_and_import_do_not_load_torch():
+    import subprocess
+    import sys
+    probe = ("import sys, runpy; sys.argv = ['workbench', '--help']\n"
+             "try:\n    runpy.run_module('workbench', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "import workbench\nprint(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "usage: python -m workbench" in done.stdout and done.stdout.strip().endswith("[]")

@@ -13,7 +13,6 @@ The folders group the system by floor, from the data up to the interfaces:
 plus three shared modules: `config` (every configuration), `names` (the vocabulary) and `store` (atomic
 writes and hashes). Below are the names a notebook needs; everything else is importable from its module.
 """
-from workbench import names
 import os
 
 # Threads waiting for work sleep instead of spinning: with another job on the machine, spinning threads of
@@ -21,22 +20,43 @@ import os
 # loads; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from workbench.config import PRESETS, Preset, RunConfig, TaskOptions, TrainConfig, get_preset
-from workbench.data.registry import list_tasks, load_task
-from workbench.data.task import TaskData
-from workbench.data.user import load_files
-from workbench.measures.metrics import task_metric
-from workbench.methods.points import OperatingPoint, Study
-from workbench.models.complete import CompleteModel, ModelSpec
-from workbench.models.training import train_complete_model
-from workbench.runs.folder import Run, load_run, load_tables, open_run, summarize_runs
-from workbench.runs.outputs import outputs_frame
-from workbench.study import answers, figures, tables
-from workbench.study.figures import write_figures
-from workbench.study.reproduce import reproduce
-from workbench.study.tables import summarize_depths
+import importlib
 
-__all__ = ["PRESETS", "CompleteModel", "ModelSpec", "OperatingPoint", "Preset", "Run", "RunConfig", "Study", "TaskData",
-           "TaskOptions", "TrainConfig", "answers", "figures", "get_preset", "list_tasks", "load_files", "load_run",
-           "load_tables", "load_task", "names", "open_run", "outputs_frame", "reproduce", "summarize_depths",
-           "summarize_runs", "tables", "task_metric", "train_complete_model", "write_figures"]
+# name -> (module, attribute or None for the module itself). Imported on first use, so that `import workbench`
+# and `python -m workbench --help` stay light (torch, transformers and matplotlib load only when needed).
+_EXPORTS = {
+    "PRESETS": ("workbench.config", "PRESETS"), "Preset": ("workbench.config", "Preset"),
+    "RunConfig": ("workbench.config", "RunConfig"), "TaskOptions": ("workbench.config", "TaskOptions"),
+    "TrainConfig": ("workbench.config", "TrainConfig"), "get_preset": ("workbench.config", "get_preset"),
+    "list_tasks": ("workbench.data.registry", "list_tasks"), "load_task": ("workbench.data.registry", "load_task"),
+    "TaskData": ("workbench.data.task", "TaskData"), "load_files": ("workbench.data.user", "load_files"),
+    "task_metric": ("workbench.measures.metrics", "task_metric"),
+    "OperatingPoint": ("workbench.methods.points", "OperatingPoint"), "Study": ("workbench.methods.points", "Study"),
+    "CompleteModel": ("workbench.models.complete", "CompleteModel"),
+    "ModelSpec": ("workbench.models.complete", "ModelSpec"),
+    "train_complete_model": ("workbench.models.training", "train_complete_model"),
+    "Run": ("workbench.runs.folder", "Run"), "load_run": ("workbench.runs.folder", "load_run"),
+    "load_tables": ("workbench.runs.folder", "load_tables"), "open_run": ("workbench.runs.folder", "open_run"),
+    "summarize_runs": ("workbench.runs.folder", "summarize_runs"),
+    "outputs_frame": ("workbench.runs.outputs", "outputs_frame"),
+    "write_figures": ("workbench.study.figures", "write_figures"),
+    "reproduce": ("workbench.study.reproduce", "reproduce"),
+    "summarize_depths": ("workbench.study.tables", "summarize_depths"),
+    "names": ("workbench.names", None), "answers": ("workbench.study.answers", None),
+    "figures": ("workbench.study.figures", None), "tables": ("workbench.study.tables", None),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = importlib.import_module(module)
+    value = getattr(value, attribute) if attribute else value
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

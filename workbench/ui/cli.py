@@ -7,14 +7,10 @@ from pathlib import Path
 
 from workbench.config import PRESETS, RunConfig, TaskOptions, get_preset, override
 from workbench.data.files import DataError
-from workbench.data.registry import list_tasks, load_task_options, prepare_task
 from workbench.names import parse_depths_option
-from workbench.runs.cache import cache_lock
-from workbench.runs.folder import summarize_runs
-from workbench.study.figures import write_figures
 from workbench.study.checks import ConfigError, check_run
-from workbench.study.reproduce import reproduce
-from workbench.study.stages import predict_split
+
+# The commands import what they need when they run, so that `--help` answers without loading torch.
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -98,6 +94,7 @@ def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
 
 def cmd_tasks(a: argparse.Namespace) -> None:
     """List the registered tasks; with a GLUE dir (or the cached built-in corpus) also their split sizes."""
+    from workbench.data.registry import list_tasks, load_task_options
     for spec in list_tasks():
         print(f"{spec.name:8s} {spec.metric:8s} {'pair' if spec.pair else 'single':6s} "
               f"labels={','.join(spec.label_names)}  {spec.description}")
@@ -114,8 +111,10 @@ def cmd_tasks(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     """Fine-tune one complete model and print where its best checkpoint is."""
+    from workbench.data.registry import prepare_task
     from workbench.models.complete import ModelSpec
     from workbench.models.training import model_folder, train_complete_model
+    from workbench.runs.cache import cache_lock
     config = _run_config(a, depths=(a.depth,), seeds=(a.seed,), study=False)
     check_run(config, depth_option="--depth")
     task = prepare_task(config.task, config.train)
@@ -131,8 +130,10 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_predict(a: argparse.Namespace) -> None:
     """Write the outputs table of a checkpoint over one split."""
     from workbench.models.complete import CompleteModel, load_checkpoint_tokenizer
+    from workbench.data.registry import load_task_options
     from workbench.models.training import LABELS_FILE
     from workbench.store import read_json, write_parquet
+    from workbench.study.stages import predict_split
     if Path(a.out).is_dir():
         raise ConfigError(f"--out {a.out!r}: is a folder; pass the parquet file to write")
     if a.max_length < 2:
@@ -161,6 +162,7 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
     """Run the main job: complete models of each depth, DeeBERT, PABEE and probes, difficulty-aware cascades;
     the outputs table, every table of the study, the executor check and the figures."""
     from workbench.config import DifficultyConfig
+    from workbench.study.reproduce import reproduce
     try:
         difficulty = DifficultyConfig(rule=a.difficulty_rule, runs=a.difficulty_runs, margin=a.da_margin,
                                       weight=a.da_weight)
@@ -174,12 +176,14 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
 
 def cmd_figures(a: argparse.Namespace) -> None:
     """Regenerate every figure of a run folder from its stored outputs and tables (no retraining)."""
+    from workbench.study.figures import write_figures
     paths = write_figures(a.run, a.out or f"{a.run}/figures")
     print("\n".join(str(p) for p in paths if p.suffix == ".png"))
 
 
 def cmd_summary(a: argparse.Namespace) -> None:
     """Gather the main tables of several runs (one per task) into one results table, the paper's layout."""
+    from workbench.runs.folder import summarize_runs
     paths = summarize_runs(a.run, a.out)
     print(paths["results"].read_text())
     print(f"wrote {paths['results']} (.csv too) and {paths['main_all']} (.md too)")
