@@ -138,6 +138,7 @@ def test_summary_gathers_runs_into_the_papers_layout(run, tmp_path, capsys):
     assert "given twice" in capsys.readouterr().err
     import shutil
     shutil.copytree(run / "tables", tmp_path / "other" / "tables")
+    shutil.copy(run / "config.json", tmp_path / "other" / "config.json")  # its tables' configuration
     assert main(["summary", "--run", str(run), "--run", str(tmp_path / "other"), "--out", str(tmp_path / "y")]) == 0
     columns = pd.read_csv(tmp_path / "y" / "results.csv").columns
     assert {f"toy {run.name} (accuracy)", "toy other (accuracy)"} <= set(columns)
