@@ -23,6 +23,9 @@ import pandas as pd
 
 SETTINGS = {  # environment of each run (the workbench sets OMP_WAIT_POLICY=PASSIVE unless it is set)
     "spinning (OMP_WAIT_POLICY=ACTIVE)": {"OMP_WAIT_POLICY": "ACTIVE"},
+    # an empty value keeps the workbench's default out and is read by libgomp as unset: its own default,
+    # spinning for a while before sleeping (what the workbench did before it set a policy)
+    "libgomp's own default (spin, then sleep)": {"OMP_WAIT_POLICY": ""},
     "default (passive waits)": {},
     "one thread (OMP_NUM_THREADS=1)": {"OMP_NUM_THREADS": "1"},
 }

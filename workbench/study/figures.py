@@ -136,6 +136,9 @@ def save_figure(ax_or_fig, path_stem: str | Path, *, config: dict[str, Any] | No
 def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     """Regenerate every figure of a run folder from its stored tables and config (no model runs)."""
     run, out = Path(run), Path(out)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run}: no finished run here (no config.json); run `python -m workbench reproduce "
+                                f"--out {run}` first")
     config = read_json(run / "config.json")
     tables = load_tables(run)
     use_style()
