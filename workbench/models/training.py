@@ -35,7 +35,7 @@ from workbench.measures.metrics import task_metric
 from workbench.models.backbones import load_tokenizer
 from workbench.models.complete import CompleteModel, ModelSpec
 from workbench.runs.cache import ensure_intact, record
-from workbench.store import safe_component, content_hash, fresh_tmp_dir, read_json, replace_dir, write_json
+from workbench.store import content_hash, fresh_tmp_dir, read_json, replace_dir, safe_component, write_json
 
 
 @dataclass(frozen=True)

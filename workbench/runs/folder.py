@@ -177,7 +177,7 @@ class Run:
     def explorer(self, *, split: str = "test", seed: int | None = None):
         """The run's methods, curves and operating points, ready to explore (`workbench.ui.state.ExplorerData`)."""
         from workbench.ui.state import ExplorerData
-        return ExplorerData.from_run(self.folder, split=split, seed=seed)
+        return ExplorerData.from_run(self.folder, split=split, seed=seed, loaded=(self.outputs, self.config))
 
 
 def repository_root() -> Path:

@@ -144,7 +144,7 @@ def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np
     def load():
         fit(lambda: CompleteModel.build(spec, seed=seed), objective, task, config.train, seed=seed, folder=folder,
             desc=f"train {spec.name}+DA seed {seed} on {task.spec.name}", progress=progress)
-        return CompleteModel.from_pretrained(folder / "best"), load_checkpoint_tokenizer(folder / "best", spec)
+        return _load_complete(folder)
     return folder, cached_outputs(folder, load, task, config, seed,
                                   name=complete_name(depth, small=config.is_small(backbone), regularized=True))
 

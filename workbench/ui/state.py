@@ -264,8 +264,10 @@ class ExplorerData:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, split: str = "test", seed: int | None = None) -> ExplorerData:
-        outputs, config = load_run(run_dir)
+    def from_run(cls, run_dir: str | Path, *, split: str = "test", seed: int | None = None,
+                 loaded: tuple[pd.DataFrame, dict] | None = None) -> ExplorerData:
+        """A run folder's data; `loaded` = (outputs, config) already read from it (an opened `Run`)."""
+        outputs, config = loaded if loaded is not None else load_run(run_dir)
         seeds = sorted(int(s) for s in outputs["seed"].unique())
         seed = seeds[0] if seed is None else seed
         if seed not in seeds:
