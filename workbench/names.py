@@ -10,14 +10,16 @@ transformers asks `AutoConfig` for a model type.
 | `complete-2L-da` | trained with the difficulty-aware regularizer (also `small-2L-da`) |
 | `deebert`, `pabee`, `probe` | multi-exit models, one exit after every layer; `deebert-da` with the regularizer |
 | `cascade 1L>6L` | a cascade of complete models, smallest first (`cascade+DA 1L>6L`: its small members are `-da`) |
+| `cascade small-1L>12L` | the same with members from the run's small backbone in front of the full model |
+| `hybrid small-1L>deebert` | a small complete model, then DeeBERT on the run's backbone for the examples it passes on |
 | `static 6L` | the deepest complete model that reaches a target speed-up (the paper's BERT-kL) |
 | `random escalation 1L>6L`, `oracle cascade 1L>6L`, `oracle ceiling 1L>6L` | reference lines of a two-member cascade |
 | `oracle exit`, `random exit` | reference lines of early exit |
 
 >>> cascade_label((1, 6), regularized=True)
 'cascade+DA 1L>6L'
->>> parse_cascade('cascade+DA 1L>6L')
-((1, 6), True)
+>>> parse_cascade('cascade+DA small-1L>12L')
+(Cascade(depths=(1, 12), small=True), True)
 >>> member_names((1, 2, 6), regularized=True)
 ('complete-1L-da', 'complete-2L-da', 'complete-6L')
 >>> parse_model('small-2L-da')
@@ -42,8 +44,10 @@ EXIT_REFERENCES = ("oracle exit", "random exit")
 COMPLETE_CURVE = "complete kL"  # the complete models drawn as one curve over their depths
 
 _MODEL = re.compile(r"^(?:(?P<family>complete|small)-(?P<depth>\d+)L|(?P<kind>deebert|pabee|probe))(?P<da>-da)?$")
-_PAIR = re.compile(r"^\d+L(?:>\d+L)+$")
-_CASCADE = re.compile(r"^cascade(?P<da>\+DA)? (?P<pair>\d+L(?:>\d+L)+)$")
+_PAIR = re.compile(r"^(?P<small>small-)?\d+L(?:>(?(small)small-)\d+L)*>\d+L$")
+_CASCADE = re.compile(r"^cascade(?P<da>\+DA)? (?P<pair>\S+)$")
+_HYBRID = re.compile(r"^hybrid (?P<small>small-)?(?P<depth>\d+)L>deebert$")
+SMALL_PREFIX = "small-"   # a member from the run's small backbone, in pair texts ('small-1L>12L')
 
 
 @dataclass(frozen=True)
@@ -122,48 +126,86 @@ def member_names(depths: Iterable[int], *, regularized: bool = False, small: boo
                  for i, d in enumerate(depths))
 
 
-def pair_text(depths: Iterable[int]) -> str:
-    """'1L>6L' for members of depths 1 and 6."""
-    return ">".join(f"{int(d)}L" for d in depths)
+@dataclass(frozen=True)
+class Cascade:
+    """A cascade's members by depth, smallest first; with `small`, every member but the last comes from the
+    run's separate small backbone (`--small-model`), the last from its full backbone."""
+    depths: tuple[int, ...]
+    small: bool = False
+
+    def members(self, *, regularized: bool = False) -> tuple[str, ...]:
+        return member_names(self.depths, regularized=regularized, small=self.small)
+
+    def label(self, *, regularized: bool = False) -> str:
+        return cascade_label(self.depths, regularized=regularized, small=self.small)
+
+    @property
+    def pair(self) -> str:
+        return pair_text(self.depths, small=self.small)
 
 
-def parse_pair(text: str) -> tuple[int, ...]:
-    """Depths of '1L>2L>6L'; a clear error for anything else."""
-    if not _PAIR.match(text):
-        raise ValueError(f"cannot read the members {text!r}; write them as depths, e.g. '1L>6L'")
-    return tuple(int(part[:-1]) for part in text.split(">"))
+def pair_text(depths: Iterable[int], *, small: bool = False) -> str:
+    """'1L>6L' for members of depths 1 and 6; 'small-1L>12L' when the non-final ones are of the small backbone."""
+    depths = tuple(int(d) for d in depths)
+    prefix = SMALL_PREFIX if small else ""
+    return ">".join([f"{prefix}{d}L" for d in depths[:-1]] + [f"{depths[-1]}L"])
 
 
-def parse_depths_option(text: str) -> tuple[tuple[int, ...], ...]:
-    """The `--cascades` option: '1>6,2>6,1>2>6' -> ((1, 6), (2, 6), (1, 2, 6))."""
-    try:
-        return tuple(tuple(int(d) for d in c.split(">")) for c in text.split(","))
-    except ValueError:
-        raise ValueError(f"--cascades: cannot read {text!r}; write member depths smallest first, "
-                         "separated by '>', one cascade per comma, e.g. '1>6,2>6,1>2>6'") from None
+def parse_pair(text: str) -> Cascade:
+    """The cascade of '1L>2L>6L' or 'small-1L>12L'; a clear error for anything else."""
+    found = _PAIR.match(text)
+    if not found:
+        raise ValueError(f"cannot read the members {text!r}; write them as depths, e.g. '1L>6L', with 'small-' before "
+                         "each non-final member of the small backbone, e.g. 'small-1L>12L'")
+    small = bool(found["small"])
+    return Cascade(tuple(int(part.removeprefix(SMALL_PREFIX)[:-1]) for part in text.split(">")), small)
 
 
-def cascade_label(depths: Iterable[int], *, regularized: bool = False) -> str:
-    """'cascade 1L>6L', or 'cascade+DA 1L>6L' when its non-final members carry the regularizer."""
-    return ("cascade+DA " if regularized else "cascade ") + pair_text(depths)
+def parse_depths_option(text: str) -> tuple[Cascade, ...]:
+    """The `--cascades` option: '1>6,2>6,1>2>6' -> cascades of the run's backbone; an 's' marks the non-final
+    members of the small backbone: 's1>12,s2>12' -> small-1L>12L, small-2L>12L."""
+    cascades = []
+    for part in text.split(","):
+        members = part.strip().split(">")
+        small = {m.startswith("s") for m in members[:-1]}
+        try:
+            if len(small) != 1 or members[-1].startswith("s"):
+                raise ValueError
+            cascades.append(Cascade(tuple(int(m.removeprefix("s")) for m in members), small.pop()))
+        except ValueError:
+            raise ValueError(f"--cascades: cannot read {part!r} in {text!r}; write member depths smallest first, "
+                             "separated by '>', one cascade per comma, e.g. '1>6,2>6,1>2>6'; put 's' before every "
+                             "non-final member of --small-model, e.g. 's1>12' (the last member is always the "
+                             "full backbone's)") from None
+    return tuple(cascades)
 
 
-def parse_cascade(label: str) -> tuple[tuple[int, ...], bool] | None:
-    """(depths, regularized) of a cascade label; None when `label` is not one."""
+def cascade_label(depths: Iterable[int], *, regularized: bool = False, small: bool = False) -> str:
+    """'cascade 1L>6L', or 'cascade+DA 1L>6L' when its non-final members carry the regularizer; 'cascade
+    small-1L>12L' when they come from the small backbone."""
+    return ("cascade+DA " if regularized else "cascade ") + pair_text(depths, small=small)
+
+
+def parse_cascade(label: str) -> tuple[Cascade, bool] | None:
+    """(cascade, regularized) of a cascade label; None when `label` is not one."""
     found = _CASCADE.match(str(label))
-    return (parse_pair(found["pair"]), bool(found["da"])) if found else None
+    if not found or not _PAIR.match(found["pair"]):
+        return None
+    return parse_pair(found["pair"]), bool(found["da"])
 
 
-def cascade_of_members(members: Iterable[str]) -> tuple[tuple[int, ...], bool] | None:
-    """(depths, regularized) when `members` are exactly the members of a cascade of the run's backbone."""
+def cascade_of_members(members: Iterable[str]) -> tuple[Cascade, bool] | None:
+    """(cascade, regularized) when `members` are exactly the members of a cascade of the run's backbone, or of
+    the small backbone's members in front of it."""
     members = tuple(members)
     parsed = [try_parse_model(m) for m in members]
-    if not all(p and p.family == "complete" for p in parsed):
+    if len(members) < 2 or not all(p and p.is_complete for p in parsed) or parsed[-1].family != "complete":
         return None
     depths = tuple(p.depth for p in parsed)
-    for regularized in (False, True):
-        if member_names(depths, regularized=regularized) == members:
-            return depths, regularized
+    for small in (False, True):
+        for regularized in (False, True):
+            if member_names(depths, regularized=regularized, small=small) == members:
+                return Cascade(depths, small), regularized
     return None
 
 
@@ -172,7 +214,7 @@ def members_label(members: Iterable[str]) -> str:
     such a cascade, else 'cascade ' followed by the member names joined by '>'."""
     members = tuple(members)
     known = cascade_of_members(members)
-    return cascade_label(known[0], regularized=known[1]) if known else "cascade " + ">".join(members)
+    return known[0].label(regularized=known[1]) if known else "cascade " + ">".join(members)
 
 
 def claims_cascade(label: str) -> bool:
@@ -189,14 +231,28 @@ def is_small_member(model: str) -> bool:
 # ----------------------------------------------------------------------------- methods and references
 
 
-def static_label(depth: int) -> str:
-    """'static <k>L': the complete k-layer model as an operating point."""
-    return f"static {int(depth)}L"
+def static_label(depth: int, *, small: bool = False) -> str:
+    """'static <k>L': the complete k-layer model as an operating point ('static small-<k>L' on the small
+    backbone)."""
+    return f"static {SMALL_PREFIX if small else ''}{int(depth)}L"
 
 
-def reference_label(kind: str, depths: Iterable[int]) -> str:
+def reference_label(kind: str, cascade: Cascade | Iterable[int]) -> str:
     """'random escalation 1L>6L', 'oracle cascade 1L>6L' or 'oracle ceiling 1L>6L' (kind random|oracle|ceiling)."""
-    return f"{ESCALATION_REFERENCES[kind]} {pair_text(depths)}"
+    pair = cascade.pair if isinstance(cascade, Cascade) else pair_text(cascade)
+    return f"{ESCALATION_REFERENCES[kind]} {pair}"
+
+
+def hybrid_label(depth: int, *, small: bool = False) -> str:
+    """'hybrid small-1L>deebert': a complete model of `depth` layers (of the small backbone with `small`), then
+    DeeBERT on the full backbone for the examples it passes on."""
+    return f"hybrid {SMALL_PREFIX if small else ''}{int(depth)}L>deebert"
+
+
+def hybrid_members(label: str) -> tuple[str, str] | None:
+    """('small-1L', 'deebert') of 'hybrid small-1L>deebert'; None when `label` is not a hybrid."""
+    found = _HYBRID.match(str(label))
+    return (complete_name(int(found["depth"]), small=bool(found["small"])), "deebert") if found else None
 
 
 def parse_reference(label: str) -> tuple[str, str] | None:
@@ -213,7 +269,8 @@ def is_reference(method: str) -> bool:
 
 
 def method_rank(method: str) -> int:
-    """Order of methods in results tables: static, DeeBERT, PABEE, cascades, regularized cascades, others."""
+    """Order of methods in results tables: static, DeeBERT, PABEE, cascades, regularized cascades, hybrids,
+    others."""
     if str(method).startswith("static "):
         return 0
     parsed = try_parse_model(method)
@@ -222,7 +279,7 @@ def method_rank(method: str) -> int:
     cascade = parse_cascade(method)
     if cascade:
         return 4 if cascade[1] else 3
-    return 5
+    return 5 if hybrid_members(method) else 6
 
 
 def display_name(model: str, layer: int) -> str:
