@@ -34,24 +34,22 @@ from workbench.config import RunConfig
 from workbench.data.batching import encode
 from workbench.data.registry import prepare_task
 from workbench.data.task import limit_rows
-from workbench.measures.cost import EncoderShape
 from workbench.methods.executor import run_cascade, run_early_exit, run_full
-from workbench.methods.points import Study, tuned_cascade_point, tuned_exit_point
-from workbench.models.backbones import backbone_config, backbone_layers, load_tokenizer
+from workbench.methods.points import tuned_cascade_point, tuned_exit_point
+from workbench.models.backbones import load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
-from workbench.names import cascade_label, member_names
 from workbench.runs.folder import load_run, load_tables
 from workbench.study.stages import complete_model, da_member, deebert_model, difficulty_labels, pabee_model
+from workbench.ui.state import study_of
 
 
 def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeats: int) -> pd.DataFrame:
     outputs, saved = load_run(run)
     config = RunConfig.from_dict(saved["run"])
     task = prepare_task(config.task, config.train)
-    layers = backbone_layers(config.backbone)
-    study = Study(task.spec.name, task.spec.metric, layers, EncoderShape.of_config(backbone_config(config.backbone)),
-                  task.num_labels)
+    study = study_of(saved)  # the run's sizes and the unit its targets were chosen in
+    layers = study.full_layers
     main = load_tables(run).get("main", pd.DataFrame())
     tokenizer = load_tokenizer(config.backbone)
     test = task.splits["test"]
@@ -66,19 +64,17 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeat
     deebert = MultiExitModel.from_pretrained(deebert_model(task, config, seed, progress=False)[0] / "best")
     pabee = MultiExitModel.from_pretrained(pabee_model(task, config, seed, progress=False)[0] / "best")
     cascades = {}
-    depths = config.cascade_depths(layers)[0]  # the first cascade: 1L > L by default (2L > L from 12 layers)
-    if len(depths) == 2:
-        small = config.member_backbone(final=False)
-        small_folder = complete_model(task, config, depths[0], seed, backbone=small, progress=False)[0]
-        easy = difficulty_labels(task, config, depths[0], backbone=small, progress=False)
-        da_folder, _ = da_member(task, config, depths[0], seed, easy, backbone=small, progress=False)
+    cascade = config.all_cascades(layers, study.small_shape.num_layers if study.small_shape else None)[0]
+    if len(cascade.depths) == 2:  # the first cascade: small-1L > L with a small backbone, else 1L > L (2L > 12L)
+        small = config.member_backbone(small=cascade.small)
+        small_folder = complete_model(task, config, cascade.depths[0], seed, backbone=small, progress=False)[0]
+        easy = difficulty_labels(task, config, cascade.depths[0], backbone=small, progress=False)
+        da_folder, _ = da_member(task, config, cascade.depths[0], seed, easy, backbone=small, progress=False)
         small_inputs = encode(load_tokenizer(small), test, config.train.max_length)
         small_inputs_1 = encode(load_tokenizer(small), small_set, config.train.max_length)
-        shapes = [EncoderShape.of_config(backbone_config(small)), study.shape]
         for regularized, first in ((False, small_folder), (True, da_folder)):
-            cascades[cascade_label(depths, regularized=regularized)] = (
-                member_names(depths, regularized=regularized, small=bool(config.small_backbone)),
-                [load(first), full], shapes, {32: small_inputs, 1: small_inputs_1})
+            cascades[cascade.label(regularized=regularized)] = (
+                cascade.members(regularized=regularized), [load(first), full], {32: small_inputs, 1: small_inputs_1})
 
     rows = []
     for batch_size, enc in ((32, encoded), (1, encoded_small)):
@@ -90,8 +86,8 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeat
                     policy = "entropy" if name == "deebert" else "patience"
                     plans.append((name, (target, sim), lambda m=model, p=policy, v=sim.values[0], e=enc, b=batch_size:
                                   run_early_exit(m, e, policy=p, param=v, batch_size=b)))
-            for label, (names, members, shapes, small_inputs) in cascades.items():
-                sim = tuned_cascade_point(outputs, study, names, target, seed, label=label, shapes=shapes)
+            for label, (names, members, small_inputs) in cascades.items():
+                sim = tuned_cascade_point(outputs, study, names, target, seed, label=label)
                 if sim is None:
                     continue
                 for refill in ((False, True) if batch_size > 1 else (False,)):

@@ -185,17 +185,19 @@ def test_cascade_of_a_narrower_small_backbone(tmp_path):
     task = wb.TaskOptions(name="toy", train_file=write_csv(tmp_path / "train.csv", toy_rows(160, 3)),
                           test_file=write_csv(tmp_path / "test.csv", toy_rows(60, 4)))
     config = wb.RunConfig.from_preset("smoke", task=task, backbone="tiny-random-bert-64", depths=(FULL,),
-                                      cascades=((1, FULL),), targets=(2.0,), small_backbone="tiny-random-bert",
+                                      cascades=(), small_cascades=((1, FULL),), targets=(2.0,),
+                                      small_backbone="tiny-random-bert",
                                       difficulty=DifficultyConfig(runs=1), out=str(tmp_path / "run"))
     wb.reproduce(config, progress=False)
     data = load_explorer_data(tmp_path / "run")
-    assert data.method("cascade 1L>6L").members == ("small-1L", "complete-6L")
+    assert data.method("cascade small-1L>6L").members == ("small-1L", "complete-6L")
+    assert data.study.unit == "flops"  # the members differ in width
     outputs, study = data.outputs, data.study
-    answers = tuned_cascade_point(outputs, study, ("small-1L", "complete-6L"), 2.0, 0, label="cascade 1L>6L",
-                              shapes=list(data.method("cascade 1L>6L").shapes))
-    state = data.state("cascade 1L>6L", "maxprob", answers.values[0])
+    answers = tuned_cascade_point(outputs, study, ("small-1L", "complete-6L"), 2.0, 0, label="cascade small-1L>6L")
+    assert data.operating_param("cascade small-1L>6L", "maxprob", 2.0) == answers.param  # as the main table
+    state = data.state("cascade small-1L>6L", "maxprob", answers.values[0])
     assert state.metric == pytest.approx(100 * answers.correct.mean())
     assert state.speedup_flops == pytest.approx(answers.full_flops.mean() / answers.flops.mean())
     assert state.speedup_flops > state.speedup_layers  # the hidden-32 member is cheaper per layer
-    ui = build_explorer(data, method="cascade+DA 1L>6L")
+    ui = build_explorer(data, method="cascade+DA small-1L>6L")
     assert ui.state.members == ("small-1L-da", "complete-6L")

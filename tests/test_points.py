@@ -1,4 +1,6 @@
 """Operating points: one record, built by keyword, from which every reported number is derived."""
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,8 +67,8 @@ def test_cascade_point_pays_every_member_and_each_members_own_width():
     frame = pd.concat([_rows("small-1L", 1, small, tokens=(4, 6, 8, 10)), _rows("complete-4L", 4, large)])
     view = CascadeOutputs.from_outputs(frame, members=("small-1L", "complete-4L"), split="test", seed=0)
     narrow = EncoderShape(4, 8, 2)
-    point = cascade_point(frame, view, study=STUDY, label="cascade", thresholds=(0.9,), split="test", seed=0,
-                          shapes=[narrow, STUDY.shape])
+    study = dataclasses.replace(STUDY, small_shape=narrow)
+    point = cascade_point(frame, view, study=study, label="cascade", thresholds=(0.9,), split="test", seed=0)
     assert point.layers_executed.tolist() == [1, 5, 1, 5] and point.exits == (1, 4)
     small_cost = complete_flops(narrow, 1, np.array([4, 6, 8, 10]), 2)
     large_cost = complete_flops(STUDY.shape, 4, np.array([3, 5, 7, 9]), 2)

@@ -87,21 +87,33 @@ def test_figures_regenerate_from_stored_files(run, tmp_path):
     assert sidecar["config"]["task"] == "toy"
 
 
-def test_cascade_with_a_narrower_small_backbone(tmp_path, toy_files):
-    """Members of different widths: the small members come from another backbone, FLOPs follow each width."""
+@pytest.mark.parametrize("unit", ["flops", None])
+def test_cascade_with_a_narrower_small_backbone(tmp_path, toy_files, unit):
+    """Members of different widths: the small members come from another backbone, FLOPs follow each width, and
+    the targets are in FLOPs (asked for, or by default because the widths differ)."""
     out = tmp_path / "run"
     code = main(["reproduce", "--preset", "smoke", "--model", "tiny-random-bert-64", "--small-model",
                  "tiny-random-bert", "--train-file", toy_files["train"], "--test-file", toy_files["test"],
-                 "--task", "toy", "--cascades", "1>6", "--depths", "6", "--targets", "2", "--out", str(out)])
+                 "--task", "toy", "--cascades", "s1>6,2>6", "--depths", "6", "--targets", "2,4", "--out", str(out)]
+                + (["--speedup-unit", unit] if unit else []))
     assert code == 0
-    outputs, _ = load_run(out)
-    assert {"small-1L", "small-1L-da", "complete-6L"} <= set(outputs["model"])
-    assert "complete-1L" not in set(outputs["model"])
-    main_table = load_tables(out)["main"].set_index("method")
-    row = main_table.loc["cascade 1L>6L"]
+    outputs, config = load_run(out)
+    assert {"small-1L", "small-1L-da", "complete-2L", "complete-2L-da", "complete-6L"} <= set(outputs["model"])
+    assert "complete-1L" not in set(outputs["model"]) and config["speedup_unit"] == "flops"
+    main_table = load_tables(out)["main"]
+    assert (main_table["speedup_unit"] == "flops").all()
+    rows = main_table.set_index(["method", "target_speedup"])
+    small = rows.loc[("cascade small-1L>6L", 2.0)]
     # a hidden-32 member costs about a quarter of a hidden-64 layer: FLOPs speed-up exceeds the layer speed-up
-    assert row["speedup_flops"] > row["speedup_layers"]
+    assert small["speedup_flops"] > small["speedup_layers"]
+    assert ("cascade 2L>6L", 2.0) in rows.index and ("cascade+DA small-1L>6L", 2.0) in rows.index
+    assert ("hybrid small-1L>deebert", 2.0) in rows.index
+    for method in ("cascade small-1L>6L", "hybrid small-1L>deebert"):  # chosen on tune in FLOPs, so on test the
+        row = rows.loc[(method, 4.0)]                                # FLOPs speed-up lies nearer the target
+        assert abs(row["speedup_flops"] - 4.0) < abs(row["speedup_layers"] - 4.0)
+    assert rows.loc[("random escalation small-1L>6L", 2.0), "speedup_flops"] == pytest.approx(2.0)
     assert (load_tables(out)["executor"]["mismatches"] == 0).all()
+    assert set(load_tables(out)["executor"]["method"]) == {"deebert", "cascade small-1L>6L"}
 
 
 def test_reproduce_of_a_finished_run_returns_at_once(run, capsys):
@@ -117,8 +129,25 @@ def test_default_cascades_follow_the_backbone_depth():
     config = RunConfig()
     assert config.cascade_depths(6) == ((1, 6), (2, 6), (1, 2, 6))
     assert config.cascade_depths(12)[0] == (2, 12)  # the paper's BERT-base cascade comes first
-    with pytest.raises(ValueError, match="increasing depths <= 6"):
+    with pytest.raises(ValueError, match="increasing depths from 1 to 6"):
         RunConfig(cascades=((2, 1),)).cascade_depths(6)
+
+
+@pytest.mark.parametrize("preset", ["paper", "quick"])
+def test_default_cascades_of_an_mpnet_run(preset):
+    """On the 12-layer mpnet, MiniLM's complete 1L, 2L and 6L models go in front of it (the paper's separately
+    pre-trained members), with the truncated 2L>12L beside them for contrast."""
+    config = RunConfig.from_preset(preset, backbone="mpnet")
+    assert config.small_backbone == "minilm"
+    labels = [c.label() for c in config.all_cascades(12, 6)]
+    assert labels == ["cascade small-1L>12L", "cascade small-2L>12L", "cascade small-6L>12L", "cascade 2L>12L"]
+    assert config.regularized_members(12, 6) == ((1, True), (2, True), (6, True), (2, False))
+    assert config.trained_depths(12) == tuple(sorted(set(config.depths) | {2, 12}))
+    without = RunConfig.from_preset(preset, backbone="mpnet", small_backbone="")
+    assert [c.label() for c in without.all_cascades(12)] == ["cascade 2L>12L", "cascade 1L>12L", "cascade 1L>2L>12L"]
+    assert RunConfig.from_preset("quick").small_backbone is None
+    with pytest.raises(ValueError, match="must fit the 6 layers"):
+        RunConfig(small_backbone="minilm", small_cascades=((8, 12),)).all_cascades(12, 6)
 
 
 def test_summary_gathers_runs_into_the_papers_layout(run, tmp_path, capsys):

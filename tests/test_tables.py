@@ -78,5 +78,6 @@ def test_reference_rows_carry_the_tasks_metric():
     from workbench.study.tables import cascade_references
     refs = cascade_references(frame, f1_study, "complete-1L", "complete-4L", 2.0, 0)
     assert refs["ceiling"] == pytest.approx(f1(labels, [0, 1, 1, 0]))   # small, fixed where the large is right
-    table = summarize_answers([], f1_study, references={("oracle cascade 1L>4L", 2.0): [refs["oracle"]]})
+    table = summarize_answers([], f1_study, references={("oracle cascade 1L>4L", 2.0): [
+        {"metric": refs["oracle"], "speedup_layers": refs["speedup_layers"], "speedup_flops": refs["speedup_flops"]}]})
     assert table.loc[0, "metric_name"] == "f1"

@@ -183,7 +183,7 @@ def sweep_cascade(out: CascadeOutputs, thresholds_grid, *, metric: str, full_lay
 
 
 def thresholds_for_speedup(out: CascadeOutputs, target_speedup: float, *, full_layers: int,
-                           member_flops: np.ndarray | None = None, full_flops: float | None = None,
+                           member_flops: np.ndarray | None = None, full_flops=None,
                            by: str = "layers", metric: str = "accuracy",
                            grid_size: int = 21) -> tuple[float, ...] | None:
     """Thresholds whose speed-up on these outputs is >= target and as close to it as possible.
@@ -196,7 +196,8 @@ def thresholds_for_speedup(out: CascadeOutputs, target_speedup: float, *, full_l
     For k > 2 members the later thresholds tau_2..tau_{k-1} are searched on a coarse grid (0, 1 and the
     `grid_size` quantiles of each member's confidences), the first threshold is set exactly as above for each
     combination, and the combination with the best `metric` on these outputs wins (ties: the speed-up closest
-    to the target). `by` = 'layers' (full_layers, depths) or 'flops' (full_flops, member_flops).
+    to the target). `by` = 'layers' (full_layers, depths) or 'flops' (full_flops, a number or [n], and
+    member_flops, [k] or [n, k] per example).
     None if the target is unreachable: above full / cost of member 1 alone (everyone exits there).
     """
     if by == "layers":
@@ -204,46 +205,53 @@ def thresholds_for_speedup(out: CascadeOutputs, target_speedup: float, *, full_l
     elif by == "flops":
         if member_flops is None or full_flops is None:
             raise ValueError("by='flops' needs both member_flops and full_flops")
-        full, cost = float(full_flops), _cumulative(out, member_flops)
+        full, cost = float(np.mean(full_flops)), _cumulative(out, member_flops)
     else:
         raise ValueError(f"by must be 'layers' or 'flops', got {by!r}")
+    cost = np.broadcast_to(cost, (out.n, out.num_members))
+    rows = np.arange(out.n)
     later_grids = [_quantile_grid(out.confidence[:, i], grid_size) for i in range(1, out.num_members - 1)]
     best, best_key = None, None
     for later in itertools.product(*later_grids):
-        first = _largest_first_threshold(out, later, target_speedup, full=full, cost=cost)
+        if out.num_members > 2:  # where an escalated example ends, from member 2 on
+            escalated_cost = cost[rows, route(_without_first(out), later).member_index + 1]
+        else:
+            escalated_cost = cost[:, 1]
+        first = largest_threshold(out.confidence[:, 0], cost[:, 0], escalated_cost, target_speedup, full=full)
         if first is None:
             continue
         thresholds = (first, *(float(t) for t in later))
         if out.num_members == 2:  # one combination, and the exact search already made it the best
             return thresholds
         routing = route(out, thresholds)
-        speedup = full / np.mean(cost[routing.member_index])
+        speedup = full / np.mean(cost[rows, routing.member_index])
         key = (task_metric(metric, out.labels, routing.pred), -speedup)
         if best_key is None or key > best_key:
             best, best_key = thresholds, key
     return best
 
 
-def _quantile_grid(confidence: np.ndarray, grid_size: int) -> np.ndarray:
-    return np.unique(np.concatenate([[0.0], np.quantile(confidence, np.linspace(0, 1, grid_size)), [1.0]]))
+def largest_threshold(confidence: np.ndarray, stay_cost: np.ndarray, escalated_cost: np.ndarray, target: float, *,
+                      full: float) -> float | None:
+    """The largest threshold tau on `confidence` [n] whose speed-up full / mean cost is >= target, where an
+    example with confidence > tau stops and pays `stay_cost`, the others pay `escalated_cost` (both [n]).
 
-
-def _largest_first_threshold(out: CascadeOutputs, later: tuple[float, ...], target: float, *, full: float,
-                             cost: np.ndarray) -> float | None:
-    """The largest first threshold whose speed-up is >= target, the later thresholds fixed; None if none is."""
-    if out.num_members > 2:  # where an escalated example ends, from member 2 on
-        escalated_cost = cost[route(_without_first(out), later).member_index + 1]
-    else:
-        escalated_cost = np.full(out.n, cost[1])
-    order = np.argsort(out.confidence[:, 0], kind="stable")
-    conf = out.confidence[order, 0]
+    The candidates are 0, 1 and the midpoints between the sorted distinct confidences, so the answer is exact;
+    None if even tau = 0 (nobody escalated) misses the target.
+    """
+    order = np.argsort(confidence, kind="stable")
+    conf = confidence[order]
     distinct = np.unique(conf)
     candidates = np.concatenate([[0.0], (distinct[:-1] + distinct[1:]) / 2, [1.0]])
     escalated = np.searchsorted(conf, candidates, side="right")  # examples with confidence <= candidate
-    extra = np.concatenate([[0.0], np.cumsum(escalated_cost[order] - cost[0])])
-    speedups = full / ((out.n * cost[0] + extra[escalated]) / out.n)
+    extra = np.concatenate([[0.0], np.cumsum(escalated_cost[order] - stay_cost[order])])
+    speedups = full / ((np.sum(stay_cost) + extra[escalated]) / len(conf))
     reached = np.flatnonzero(speedups >= target)
     return float(candidates[reached.max()]) if len(reached) else None
+
+
+def _quantile_grid(confidence: np.ndarray, grid_size: int) -> np.ndarray:
+    return np.unique(np.concatenate([[0.0], np.quantile(confidence, np.linspace(0, 1, grid_size)), [1.0]]))
 
 
 def _without_first(out: CascadeOutputs) -> CascadeOutputs:

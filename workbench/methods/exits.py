@@ -287,15 +287,30 @@ def _static_metric(out: ExitOutputs, index: int, metric: str) -> float:
 
 
 def choose_for_speedup(out: ExitOutputs, policy: str, target_speedup: float, *, full_layers: int,
-                       grid=None) -> float | None:
-    """The grid value of `policy` whose speedup_layers on these outputs is >= target and closest to it.
+                       grid=None, by: str = "layers", exit_flops: np.ndarray | None = None,
+                       full_flops: np.ndarray | None = None) -> float | None:
+    """The grid value of `policy` whose speed-up on these outputs is >= target and closest to it.
 
+    `by` = 'layers' (full_layers / mean layers executed) or 'flops' (mean `full_flops` / mean FLOPs spent, with
+    `exit_flops` [n, m] the cumulative FLOPs to reach each exit, off-ramp heads included).
     Among values with the same speed-up the least aggressive one wins (highest max-prob threshold, lowest
     entropy threshold, highest patience). None if no value reaches the target (integer patience is coarse):
     report the target as unreachable. Pass the tune split, not the reported one.
     """
     grid = default_grid(policy, out) if grid is None else np.asarray(grid, dtype=np.float64)
-    speedups = np.array([full_layers / np.mean(apply_policy(out, policy, v).layers_executed) for v in grid])
+    if by == "layers":
+        def speedup(decision: ExitDecision) -> float:
+            return full_layers / np.mean(decision.layers_executed)
+    elif by == "flops":
+        if exit_flops is None or full_flops is None:
+            raise ValueError("by='flops' needs both exit_flops and full_flops (token counts of the outputs)")
+        rows = np.arange(out.n)
+
+        def speedup(decision: ExitDecision) -> float:
+            return float(np.mean(full_flops) / np.mean(exit_flops[rows, decision.exit_index]))
+    else:
+        raise ValueError(f"by must be 'layers' or 'flops', got {by!r}")
+    speedups = np.array([speedup(apply_policy(out, policy, v)) for v in grid])
     reached = speedups >= target_speedup
     if not reached.any():
         return None

@@ -10,7 +10,12 @@ Builders, all pure functions of the outputs table:
 - :func:`exit_point`, :func:`cascade_point`: a setting given by hand;
 - :func:`tuned_exit_point`, :func:`tuned_cascade_point`: the setting chosen on the tune split for a target
   speed-up (the paper's protocol), applied to the test split; None when the target is unreachable;
-- :func:`static_point`: the deepest complete model that reaches a target.
+- :func:`static_point`: the costliest complete model that reaches a target;
+- :func:`hybrid_point`, :func:`tuned_hybrid_point`: a small complete model, then DeeBERT.
+
+Targets are speed-ups in the study's unit (`Study.unit`): 'layers' (the paper's L / mean layers executed) or
+'flops' (mean FLOPs of the full model / mean FLOPs spent, every evaluated off-ramp head included), which
+prices members of different widths fairly.
 """
 from __future__ import annotations
 
@@ -24,20 +29,43 @@ from workbench.measures.cost import EncoderShape, complete_flops, exit_flops
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs, route, thresholds_for_speedup
 from workbench.methods.exits import ExitOutputs, apply_policy, choose_for_speedup
-from workbench.names import EXIT_POLICIES, complete_depths, complete_name, exit_rules, static_label
+from workbench.methods.hybrid import hybrid_costs, route_hybrid, tune_hybrid
+from workbench.names import (EXIT_POLICIES, exit_rules, hybrid_label, is_small_member, static_label,
+                             try_parse_model)
+from workbench.runs.outputs import prob_matrix
 
 EXAMPLE_COLUMNS = ("example_id", "text", "label", "pred", "exit_layer", "layers_executed", "confidence", "correct",
                    "early")
 
 
+# A static model's head makes its FLOPs speed-up fall short of L / k by under 1% (a head costs under 1% of a
+# layer from 10 tokens on): in FLOPs, a static model reaches a target it misses by at most this share.
+STATIC_FLOPS_SLACK = 0.01
+
+
 @dataclass(frozen=True)
 class Study:
-    """What pricing and scoring answers needs besides the outputs: the task's metric and the backbone's size."""
+    """What pricing and scoring answers needs besides the outputs: the task's metric, the backbones' sizes and
+    the unit of the target speed-ups."""
     task: str
     metric: str            # 'accuracy' | 'f1' | 'mcc'
     full_layers: int       # L of the full backbone
     shape: EncoderShape    # sizes for FLOPs
     num_labels: int
+    unit: str = "layers"   # targets in 'layers' or 'flops'
+    small_shape: EncoderShape | None = None  # sizes of the separate small backbone ('small-<k>L' members)
+
+    def __post_init__(self):
+        if self.unit not in ("layers", "flops"):
+            raise ValueError(f"speed-up unit must be 'layers' or 'flops', got {self.unit!r}")
+
+    def shape_of(self, model: str) -> EncoderShape:
+        """The encoder sizes of a model of the outputs table: the small backbone's for 'small-<k>L'."""
+        if is_small_member(model):
+            if self.small_shape is None:
+                raise ValueError(f"{model!r} is a member of the small backbone, whose sizes this study lacks")
+            return self.small_shape
+        return self.shape
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -181,6 +209,24 @@ def exit_costs(study: Study, tokens: np.ndarray | None, num_exits: int):
             complete_flops(study.shape, study.full_layers, tokens, study.num_labels))
 
 
+def member_costs(outputs: pd.DataFrame, study: Study, members, depths, split: str, seed: int,
+                 ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """FLOPs per example [n, k] of each complete member (each counting its own tokenizer's tokens, at its own
+    width) and of the full model [n]; (None, None) without token counts."""
+    tokens = [token_counts(outputs, member, split, seed, ids) for member in members]
+    if any(t is None for t in tokens) or (study.small_shape is None and any(map(is_small_member, members))):
+        return None, None  # no token counts, or a small member whose sizes are unknown
+    flops = np.stack([complete_flops(study.shape_of(m), int(d), t, study.num_labels)
+                      for m, d, t in zip(members, depths, tokens)], 1)
+    return flops, complete_flops(study.shape, study.full_layers, tokens[-1], study.num_labels)
+
+
+def _need(cost, what: str):
+    if cost is None:
+        raise ValueError(f"{what}: targets in FLOPs need the outputs' token counts (a 'tokens' column)")
+    return cost
+
+
 # ----------------------------------------------------------------------------- builders
 
 
@@ -199,20 +245,14 @@ def exit_point(outputs: pd.DataFrame, view: ExitOutputs, *, study: Study, model:
 
 
 def cascade_point(outputs: pd.DataFrame, view: CascadeOutputs, *, study: Study, label: str, thresholds,
-                  split: str, seed: int, shapes: list[EncoderShape] | None = None, target: float | None = None,
+                  split: str, seed: int, target: float | None = None,
                   texts: pd.Series | None = None) -> OperatingPoint:
-    """A cascade at one tuple of thresholds (one per non-final member), on the examples of `view`. `shapes` gives
-    each member's encoder sizes for FLOPs when members differ in width (default: the study's backbone)."""
+    """A cascade at one tuple of thresholds (one per non-final member), on the examples of `view`; each member is
+    priced at its own width (`Study.shape_of`)."""
     thresholds = tuple(float(t) for t in thresholds)
     routing = route(view, thresholds)
-    shapes = shapes or [study.shape] * view.num_members
-    tokens = [token_counts(outputs, member, split, seed, view.example_ids) for member in view.members]
-    cost = full = None
-    if all(t is not None for t in tokens):  # each member counts its own tokenizer's tokens
-        member_flops = np.stack([complete_flops(shape, int(d), t, study.num_labels)
-                                 for shape, d, t in zip(shapes, view.depths, tokens)], 1)
-        cost = np.cumsum(member_flops, axis=1)[np.arange(view.n), routing.member_index]
-        full = complete_flops(study.shape, study.full_layers, tokens[-1], study.num_labels)
+    member_flops, full = member_costs(outputs, study, view.members, view.depths, split, seed, view.example_ids)
+    cost = None if member_flops is None else np.cumsum(member_flops, axis=1)[np.arange(view.n), routing.member_index]
     return OperatingPoint(
         method=label, members=tuple(view.members), policy="maxprob", values=thresholds,
         setting="tau=" + ",".join(f"{t:.4f}" for t in thresholds), target=target, split=split, seed=seed,
@@ -224,15 +264,20 @@ def cascade_point(outputs: pd.DataFrame, view: CascadeOutputs, *, study: Study, 
 
 def tuned_exit_point(outputs: pd.DataFrame, study: Study, model: str, target: float, seed: int, *,
                      policy: str | None = None, tune: str = "tune", test: str = "test") -> OperatingPoint | None:
-    """The model's exit-rule parameter chosen on `tune` for `target` (speed-up in layers), applied on `test`;
-    None if unreachable. The rule defaults to the model's own (entropy for DeeBERT, patience for PABEE)."""
+    """The model's exit-rule parameter chosen on `tune` for `target` (speed-up in the study's unit), applied on
+    `test`; None if unreachable. The rule defaults to the model's own (entropy for DeeBERT, patience for PABEE)."""
     rules = exit_rules(model)
     if rules is None:
         raise ValueError(f"{model!r} is not an early-exit model; expected one of {sorted(EXIT_POLICIES)}")
     policy = policy or rules[0]
     tuned = ExitOutputs.from_outputs(outputs, model=model, split=tune, seed=seed)
     grid = np.arange(study.full_layers) if policy == "patience" else None
-    param = choose_for_speedup(tuned, policy, target, full_layers=study.full_layers, grid=grid)
+    flops = full = None
+    if study.unit == "flops":
+        flops, full = exit_costs(study, token_counts(outputs, model, tune, seed, tuned.example_ids), tuned.num_exits)
+        _need(flops, model)
+    param = choose_for_speedup(tuned, policy, target, full_layers=study.full_layers, grid=grid, by=study.unit,
+                               exit_flops=flops, full_flops=full)
     if param is None:
         return None
     view = ExitOutputs.from_outputs(outputs, model=model, split=test, seed=seed)
@@ -241,34 +286,124 @@ def tuned_exit_point(outputs: pd.DataFrame, study: Study, model: str, target: fl
 
 
 def tuned_cascade_point(outputs: pd.DataFrame, study: Study, members: tuple[str, ...], target: float, seed: int, *,
-                        label: str, shapes: list[EncoderShape] | None = None, tune: str = "tune",
-                        test: str = "test") -> OperatingPoint | None:
-    """Thresholds chosen on `tune` for `target` (speed-up in layers), routed on `test`; None if unreachable."""
+                        label: str, tune: str = "tune", test: str = "test") -> OperatingPoint | None:
+    """Thresholds chosen on `tune` for `target` (speed-up in the study's unit), routed on `test`; None if
+    unreachable."""
     tuned = CascadeOutputs.from_outputs(outputs, members=members, split=tune, seed=seed)
-    thresholds = thresholds_for_speedup(tuned, target, full_layers=study.full_layers, metric=study.metric)
+    member_flops = full = None
+    if study.unit == "flops":
+        member_flops, full = member_costs(outputs, study, members, tuned.depths, tune, seed, tuned.example_ids)
+        _need(member_flops, label)
+    thresholds = thresholds_for_speedup(tuned, target, full_layers=study.full_layers, metric=study.metric,
+                                        by=study.unit, member_flops=member_flops, full_flops=full)
     if thresholds is None:
         return None
     view = CascadeOutputs.from_outputs(outputs, members=members, split=test, seed=seed)
     return cascade_point(outputs, view, study=study, label=label, thresholds=thresholds, split=test, seed=seed,
-                         shapes=shapes, target=target)
+                         target=target)
 
 
-def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, *,
-                 split: str = "test") -> OperatingPoint | None:
-    """The deepest trained complete model whose speed-up L/k reaches `target` (BERT-kL in the paper)."""
-    fitting = [k for k in complete_depths(outputs["model"].unique()) if study.full_layers / k >= target - 1e-9]
-    if not fitting:
-        return None
-    k = max(fitting)
-    model = complete_name(k)
+def _complete_rows(outputs: pd.DataFrame, model: str, split: str, seed: int) -> pd.DataFrame:
     rows = outputs[(outputs["model"] == model) & (outputs["split"] == split) & (outputs["seed"] == seed)]
-    rows = rows.sort_values("example_id")
+    return rows.assign(example_id=rows["example_id"].astype(str)).sort_values("example_id")
+
+
+def _static_speedup(outputs: pd.DataFrame, study: Study, model: str, depth: int, split: str, seed: int) -> float:
+    """Speed-up of a complete model in the study's unit on one split (NaN when it has no rows there)."""
+    if study.unit == "layers":
+        return study.full_layers / depth
+    rows = _complete_rows(outputs, model, split, seed)
+    if rows.empty:
+        return float("nan")
+    tokens = _need(rows["tokens"].to_numpy() if "tokens" in rows else None, model)
+    return float(np.mean(complete_flops(study.shape, study.full_layers, tokens, study.num_labels))
+                 / np.mean(complete_flops(study.shape_of(model), depth, tokens, study.num_labels)))
+
+
+def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, *, split: str = "test",
+                 tune: str = "tune") -> OperatingPoint | None:
+    """The costliest trained complete model (of the run's backbone, or of its small backbone) whose speed-up
+    reaches `target`, priced on `tune` (BERT-kL in the paper; in layers L/k). In FLOPs a model may fall short
+    of the target by STATIC_FLOPS_SLACK, the share its head costs."""
+    slack = 1 - STATIC_FLOPS_SLACK if study.unit == "flops" else 1.0
+    candidates = []
+    for model in outputs["model"].unique():
+        parsed = try_parse_model(model)
+        if parsed is None or not parsed.is_complete or parsed.regularized:
+            continue
+        if parsed.family == "small" and study.small_shape is None:
+            continue
+        speedup = _static_speedup(outputs, study, model, parsed.depth, tune, seed)
+        if speedup >= target * slack - 1e-9:
+            candidates.append((speedup, parsed.family != "complete", parsed.depth, model))
+    if not candidates:
+        return None
+    _, small, k, model = min(candidates)  # the lowest speed-up that reaches the target; the run's backbone first
+    rows = _complete_rows(outputs, model, split, seed)
     tokens = rows["tokens"].to_numpy() if "tokens" in rows else None
-    flops = None if tokens is None else complete_flops(study.shape, k, tokens, study.num_labels)
+    flops = None if tokens is None else complete_flops(study.shape_of(model), k, tokens, study.num_labels)
     full = None if tokens is None else complete_flops(study.shape, study.full_layers, tokens, study.num_labels)
     return OperatingPoint(
-        method=static_label(k), members=(model,), policy="static", values=(float(k),), setting=f"k={k}",
-        target=target, split=split, seed=seed, metric_name=study.metric, full_layers=study.full_layers, exits=(k,),
-        example_ids=rows["example_id"].to_numpy(), labels=rows["label"].to_numpy(), pred=rows["pred"].to_numpy(),
-        confidence=rows["confidence"].to_numpy(), exit_index=np.zeros(len(rows), dtype=int),
-        layers_executed=np.full(len(rows), k), flops=flops, full_flops=full)
+        method=static_label(k, small=small), members=(model,), policy="static", values=(float(k),),
+        setting=f"k={k}", target=target, split=split, seed=seed, metric_name=study.metric,
+        full_layers=study.full_layers, exits=(k,), example_ids=rows["example_id"].to_numpy(),
+        labels=rows["label"].to_numpy(), pred=rows["pred"].to_numpy(), confidence=rows["confidence"].to_numpy(),
+        exit_index=np.zeros(len(rows), dtype=int), layers_executed=np.full(len(rows), k), flops=flops,
+        full_flops=full)
+
+
+# ----------------------------------------------------------------------------- hybrid
+
+
+def _hybrid_parts(outputs: pd.DataFrame, study: Study, small: str, exit_model: str, split: str, seed: int):
+    """(small model's probs [n, C], the exit model's outputs, costs in layers [1 + m], costs in FLOPs [n, 1 + m]
+    or None, full FLOPs [n] or None), aligned by example."""
+    exits = ExitOutputs.from_outputs(outputs, model=exit_model, split=split, seed=seed)
+    rows = _complete_rows(outputs, small, split, seed)
+    if not np.array_equal(rows["example_id"].to_numpy(dtype=str), exits.example_ids.astype(str)):
+        raise ValueError(f"{small!r} and {exit_model!r} answered different examples of split {split!r}, seed {seed}")
+    depth = try_parse_model(small).depth
+    probs = prob_matrix(rows)
+    layers = hybrid_costs(depth, exits.layers.astype(np.float64))[0]
+    flops = full = None
+    tokens = rows["tokens"].to_numpy() if "tokens" in rows else None
+    exit_cost, full = exit_costs(study, token_counts(outputs, exit_model, split, seed, exits.example_ids),
+                                 exits.num_exits)
+    if tokens is not None and exit_cost is not None:
+        flops = hybrid_costs(complete_flops(study.shape_of(small), depth, tokens, study.num_labels), exit_cost)
+    return probs, exits, layers, flops, full
+
+
+def hybrid_point(outputs: pd.DataFrame, study: Study, small: str, tau: float, param: float, *, split: str,
+                 seed: int, exit_model: str = "deebert", policy: str = "entropy",
+                 target: float | None = None) -> OperatingPoint:
+    """The hybrid of `small` (a complete model) then `exit_model` at one setting, on one split."""
+    probs, exits, layers, flops, full = _hybrid_parts(outputs, study, small, exit_model, split, seed)
+    routing = route_hybrid(probs, exits, tau, policy=policy, param=param)
+    parsed = try_parse_model(small)
+    return OperatingPoint(
+        method=hybrid_label(parsed.depth, small=parsed.family == "small"), members=(small, exit_model),
+        policy=f"maxprob+{policy}", values=(float(tau), float(param)), setting=f"tau={tau:.4f},{policy}={param:.4g}",
+        target=target, split=split, seed=seed, metric_name=study.metric, full_layers=study.full_layers,
+        exits=(parsed.depth, *(int(layer) for layer in exits.layers)), example_ids=exits.example_ids,
+        labels=exits.labels, pred=routing.pred, confidence=routing.confidence, exit_index=routing.exit_index,
+        layers_executed=layers[routing.exit_index],
+        flops=None if flops is None else flops[np.arange(exits.n), routing.exit_index], full_flops=full)
+
+
+def tuned_hybrid_point(outputs: pd.DataFrame, study: Study, small: str, target: float, seed: int, *,
+                       exit_model: str = "deebert", policy: str = "entropy", grid=None, tune: str = "tune",
+                       test: str = "test") -> OperatingPoint | None:
+    """Both values of the hybrid chosen on `tune` for `target` (in the study's unit), applied on `test`."""
+    probs, exits, layers, flops, full = _hybrid_parts(outputs, study, small, exit_model, tune, seed)
+    if study.unit == "flops":
+        costs, budget = _need(flops, small), float(np.mean(_need(full, exit_model)))
+    else:
+        costs, budget = layers, float(study.full_layers)
+    grid = np.linspace(0.0, np.log(study.num_labels), 21) if grid is None else grid
+    found = tune_hybrid(probs, exits, target, costs=costs, full=budget, metric=study.metric, grid=grid,
+                        policy=policy)
+    if found is None:
+        return None
+    return hybrid_point(outputs, study, small, *found, split=test, seed=seed, exit_model=exit_model, policy=policy,
+                        target=target)

@@ -19,7 +19,6 @@ import pandas as pd
 
 from workbench.config import RunConfig, TaskOptions
 from workbench.data.registry import load_task_options
-from workbench.names import cascade_label
 from workbench.store import content_hash, read_json, write_json, write_parquet, write_table
 
 MANIFEST = "manifest.json"  # tables/manifest.json: which tables this run made, and for which configuration
@@ -167,8 +166,9 @@ class Run:
     def cascade_labels(self, *, regularized: bool = False) -> tuple[str, ...]:
         """Labels of the run's cascades in the order of its config (the first is the one the executor check
         runs), plain or with the difficulty-aware members."""
-        return tuple(cascade_label(depths, regularized=regularized)
-                     for depths in self.run_config.cascade_depths(self.full_layers))
+        small = self.config.get("small_shape")
+        return tuple(cascade.label(regularized=regularized)
+                     for cascade in self.run_config.all_cascades(self.full_layers, small["num_layers"] if small else None))
 
     def texts(self) -> pd.Series:
         """Texts of the run's examples, by example_id (loads the task's data)."""

@@ -103,15 +103,9 @@ def check_run(config: RunConfig, *, depth_option: str = "--depths") -> int:
         _fail("sufficiency_target", config.sufficiency_target, "must be a speed-up of at least 1")
     if config.study:
         try:
-            cascades = config.cascade_depths(full_layers)
+            config.all_cascades(full_layers, small_layers)
         except ValueError as err:
             raise ConfigError(f"--cascades: {err}") from None
-        for members in cascades:
-            if members[0] < 1:
-                _fail("--cascades", ">".join(map(str, members)), "member depths must be at least 1")
-            if small_layers is not None and max(members[:-1]) > small_layers:
-                _fail("--cascades", ">".join(map(str, members)),
-                      f"its small members must fit the {small_layers} layers of --small-model {config.small_backbone!r}")
     difficulty = config.difficulty
     if not (math.isfinite(difficulty.margin) and difficulty.margin >= 0):
         _fail("--da-margin", difficulty.margin, "must be 0 or more")

@@ -30,11 +30,12 @@ from workbench.measures.analysis import dis_table
 from workbench.measures.cost import EncoderShape
 from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.executor import run_cascade, run_early_exit, run_full
-from workbench.methods.points import Study, static_point, tuned_cascade_point, tuned_exit_point
+from workbench.methods.points import (Study, static_point, tuned_cascade_point, tuned_exit_point,
+                                      tuned_hybrid_point)
 from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
-from workbench.names import EXIT_POLICIES, cascade_label, member_names, pair_text, reference_label
+from workbench.names import EXIT_POLICIES, hybrid_label, is_small_member, parse_model, reference_label
 from workbench.runs.cache import cache_lock
 from workbench.runs.folder import write_run
 from workbench.runs.outputs import validate_outputs
@@ -48,8 +49,10 @@ from workbench.study.tables import (calibration_summary, cascade_references, ear
                                     summarize_answers, summarize_depths)
 
 
-def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict[str, pd.DataFrame]:
-    """Every table of the study, from the outputs table alone."""
+def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
+                 small_layers: int | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of the study, from the outputs table alone (`small_layers`: of the small backbone, for its
+    default cascades)."""
     tables = {"complete_models": summarize_depths(outputs, metric=study.metric, full_layers=study.full_layers)}
     tables["dis"] = mean_over_seeds(dis_table(outputs), ["model", "layer"])
     tables["calibration"] = mean_over_seeds(calibration_summary(outputs), ["model", "layer"])
@@ -59,62 +62,54 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig) -> dict
     tables["early_exit"] = early_exit_sweeps(outputs, study)
     tables["exit_references"] = exit_references(outputs, study)
     tables["sufficiency"] = sufficiency_table(outputs, study, target=config.sufficiency_target)
-    cascades = config.cascade_depths(study.full_layers)
-    small = bool(config.small_backbone)
-    small_shape = EncoderShape.of_config(backbone_config(config.small_backbone)) if small else study.shape
-
-    def names(depths, regularized=False):
-        return member_names(depths, regularized=regularized, small=small)
-
-    def shapes(depths):
-        return [small_shape] * (len(depths) - 1) + [study.shape]
+    cascades = config.all_cascades(study.full_layers, small_layers)
     exits = [m for m in EXIT_POLICIES if (outputs["model"] == m).any()]
+    hybrids = [c.members()[0] for c in cascades if len(c.depths) == 2] if "deebert" in exits else []
     answers, references, reference_rows, sweeps = [], {}, [], []
     for seed in config.seeds:
         for target in config.targets:
-            for found in [static_point(outputs, study, target, seed)] + \
-                    [tuned_exit_point(outputs, study, m, target, seed) for m in exits]:
-                if found is not None:
-                    answers.append(found)
-            for depths in cascades:
-                for regularized in (False, True):
-                    found = tuned_cascade_point(outputs, study, names(depths, regularized), target, seed,
-                                                label=cascade_label(depths, regularized=regularized),
-                                                shapes=shapes(depths))
-                    if found is not None:
-                        answers.append(found)
-            for depths in (d for d in cascades if len(d) == 2):  # the reference lines are for two members
+            found = [static_point(outputs, study, target, seed)]
+            found += [tuned_exit_point(outputs, study, m, target, seed) for m in exits]
+            found += [tuned_cascade_point(outputs, study, c.members(regularized=r), target, seed,
+                                          label=c.label(regularized=r)) for c in cascades for r in (False, True)]
+            found += [tuned_hybrid_point(outputs, study, small, target, seed) for small in hybrids]
+            answers += [point for point in found if point is not None]
+            for cascade in (c for c in cascades if len(c.depths) == 2):  # the reference lines are for two members
+                members = cascade.members()
                 try:
-                    refs = cascade_references(outputs, study, names(depths)[0], names(depths)[-1], target, seed)
+                    refs = cascade_references(outputs, study, members[0], members[-1], target, seed)
                 except ValueError:  # the target exceeds this pair's ceiling
                     continue
-                reference_rows.append({"pair": pair_text(depths), "target_speedup": target, "seed": seed, **refs})
+                reference_rows.append({"pair": cascade.pair, "target_speedup": target, "seed": seed, **refs})
                 for kind in ("random", "oracle", "ceiling"):
-                    references.setdefault((reference_label(kind, depths), target), []).append(refs[kind])
-        for depths in cascades:
-            if len(depths) != 2:
-                continue
+                    references.setdefault((reference_label(kind, cascade), target), []).append(
+                        {"metric": refs[kind], "speedup_layers": refs["speedup_layers"],
+                         "speedup_flops": refs["speedup_flops"]})
+        for cascade in (c for c in cascades if len(c.depths) == 2):
             for regularized in (False, True):
-                out = CascadeOutputs.from_outputs(outputs, members=names(depths, regularized),
+                out = CascadeOutputs.from_outputs(outputs, members=cascade.members(regularized=regularized),
                                                   split="test", seed=seed)
                 grid = np.unique(np.concatenate([np.linspace(0.5, 1.0, 26), [0.99, 0.995, 0.999]]))
                 sweeps.append(sweep_cascade(out, grid, metric=study.metric, full_layers=study.full_layers)
-                              .assign(method=cascade_label(depths, regularized=regularized), seed=seed))
+                              .assign(method=cascade.label(regularized=regularized), seed=seed))
     main = summarize_answers(answers, study, references=references)
-    methods = exits + [cascade_label(d, regularized=r) for d in cascades for r in (False, True)]
-    unreachable = [{"task": study.task, "method": method, "target_speedup": target, "verdict": "unreachable"}
+    methods = exits + [c.label(regularized=r) for c in cascades for r in (False, True)]
+    methods += [hybrid_label(parse_model(small).depth, small=is_small_member(small)) for small in hybrids]
+    unreachable = [{"task": study.task, "method": method, "target_speedup": target, "speedup_unit": study.unit,
+                    "verdict": "unreachable"}
                    for method in methods for target in config.targets
                    if not ((main["method"] == method) & (main["target_speedup"] == target)).any()]
     tables["main"] = pd.concat([main, pd.DataFrame(unreachable)], ignore_index=True) if unreachable else main
     tables["gap_closed"] = gap_closed_table(answers, pd.DataFrame(reference_rows),
-                                            {cascade_label(d, regularized=r): pair_text(d)
-                                             for d in cascades if len(d) == 2 for r in (False, True)},
+                                            {c.label(regularized=r): c.pair
+                                             for c in cascades if len(c.depths) == 2 for r in (False, True)},
                                             metric=study.metric)
     tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
     return tables
 
 
-def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study, *, seed: int) -> pd.DataFrame:
+def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study, *, seed: int,
+                   small_layers: int | None = None) -> pd.DataFrame:
     """Run DeeBERT and the first cascade for real at each target (parameters chosen on tune), check that they
     answer as the simulation did, and time them against the full model at the same batch size.
 
@@ -130,12 +125,12 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
     full = run_full(CompleteModel.from_pretrained(full_folder / "best"), encoded, batch_size=batch_size)
     deebert_dir, _ = deebert_model(task, config, seed, progress=False)
     deebert = MultiExitModel.from_pretrained(deebert_dir / "best")
-    depths = config.cascade_depths(study.full_layers)[0]
-    backbones = [config.member_backbone(final=i == len(depths) - 1) for i in range(len(depths))]
+    cascade = config.all_cascades(study.full_layers, small_layers)[0]
+    backbones = [config.member_backbone(small=cascade.small and i < len(cascade.depths) - 1)
+                 for i in range(len(cascade.depths))]
     members = [CompleteModel.from_pretrained(complete_model(task, config, d, seed, backbone=b, progress=False)[0]
-                                             / "best") for d, b in zip(depths, backbones)]
+                                             / "best") for d, b in zip(cascade.depths, backbones)]
     member_inputs = [encode(load_tokenizer(b), test, config.train.max_length) for b in backbones]
-    small_shape = EncoderShape.of_config(backbone_config(backbones[0]))
     rows = []
     for target in config.targets:
         runs = []
@@ -143,12 +138,10 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
         if sim is not None:
             runs.append(("deebert", sim, run_early_exit(deebert, encoded, policy=sim.policy, param=sim.param,
                                                         batch_size=batch_size)))
-        sim = tuned_cascade_point(outputs, study, member_names(depths, small=bool(config.small_backbone)), target,
-                                  seed, label=cascade_label(depths),
-                                  shapes=[small_shape] * (len(depths) - 1) + [study.shape])
+        sim = tuned_cascade_point(outputs, study, cascade.members(), target, seed, label=cascade.label())
         if sim is not None:
-            runs.append((cascade_label(depths), sim, run_cascade(members, member_inputs, sim.values,
-                                                                 batch_size=batch_size)))
+            runs.append((cascade.label(), sim, run_cascade(members, member_inputs, sim.values,
+                                                           batch_size=batch_size)))
         for method, sim, real in runs:
             position = order.get_indexer(sim.example_ids)
             mismatch = (real.pred[position] != sim.pred) | (real.layers_executed[position] != sim.layers_executed)
@@ -157,7 +150,7 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
                          "agree_pred": bool(np.array_equal(real.pred[position], sim.pred)),
                          "agree_layers": bool(np.array_equal(real.layers_executed[position], sim.layers_executed)),
                          "speedup_layers": study.full_layers / real.layers_executed.mean(),
-                         "speedup_wallclock": full.seconds / real.seconds,
+                         "speedup_flops": sim.speedup_flops, "speedup_wallclock": full.seconds / real.seconds,
                          "ms_per_example": 1000 * real.seconds_per_example,
                          "full_ms_per_example": 1000 * full.seconds_per_example})
     return pd.DataFrame(rows)
@@ -186,39 +179,47 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
     task = prepare_task(config.task, config.train)
     for note in task.notes:
         tqdm.write(f"{task.spec.name}: {note}")
-    study = Study(task.spec.name, task.spec.metric, full_layers,
-                  EncoderShape.of_config(backbone_config(config.backbone)), task.num_labels)
+    shape = EncoderShape.of_config(backbone_config(config.backbone))
+    small_shape = EncoderShape.of_config(backbone_config(config.small_backbone)) if config.small_backbone else None
+    small_layers = small_shape.num_layers if small_shape else None
+    unit = config.unit(widths_differ=small_shape is not None and small_shape.hidden != shape.hidden)
+    study = Study(task.spec.name, task.spec.metric, full_layers, shape, task.num_labels, unit=unit,
+                  small_shape=small_shape)
     frames = [complete_model_outputs(task, config, depths=config.trained_depths(full_layers), progress=progress)]
     difficulty = []
     if config.study:
         frames.append(early_exit_outputs(task, config, progress=progress))
-        small = config.member_backbone(final=False)
-        for depth in config.small_depths(full_layers):
-            if config.small_backbone:
-                frames += [complete_model(task, config, depth, seed, backbone=small, progress=progress)[1]
+        members = config.regularized_members(full_layers, small_layers)
+        for depth, small in members:
+            backbone = config.member_backbone(small=small)
+            if small:
+                frames += [complete_model(task, config, depth, seed, backbone=backbone, progress=progress)[1]
                            for seed in config.seeds]
-            easy = difficulty_labels(task, config, depth, backbone=small, progress=progress)
-            difficulty.append({"depth": depth, "backbone": small, "rule": config.difficulty.rule,
+            easy = difficulty_labels(task, config, depth, backbone=backbone, progress=progress)
+            difficulty.append({"depth": depth, "backbone": backbone, "rule": config.difficulty.rule,
                                "runs": config.difficulty.runs, "examples": len(easy), "easy_share": float(easy.mean())})
-            frames += [da_member(task, config, depth, seed, easy, backbone=small, progress=progress)[1]
+            frames += [da_member(task, config, depth, seed, easy, backbone=backbone, progress=progress)[1]
                        for seed in config.seeds]
-            if depth == min(d for m in config.cascade_depths(full_layers) for d in m):
-                # beyond the paper: the same regularizer on DeeBERT's off-ramps, with the smallest member's labels
+            if (depth, small) == members[0]:
+                # beyond the paper: the same regularizer on DeeBERT's off-ramps, with the labels of the smallest
+                # member (of the small backbone when there is one)
                 frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1] for seed in config.seeds]
     outputs = validate_outputs(pd.concat(frames, ignore_index=True))
     write_run(out, outputs=outputs)
-    tables = study_tables(outputs, study, config)
+    tables = study_tables(outputs, study, config, small_layers)
     if difficulty:
         tables["difficulty"] = pd.DataFrame(difficulty)
     if config.study:
-        tables["executor"] = executor_check(task, config, outputs, study, seed=config.seeds[0])
+        tables["executor"] = executor_check(task, config, outputs, study, seed=config.seeds[0],
+                                            small_layers=small_layers)
     write_run(out, tables=tables, config={
         "run": asdict(config), "task": {"name": task.spec.name, "source": task.source, "notes": list(task.notes),
                                         "fingerprint": task.fingerprint(), "split_seed": task.split_seed,
                                         "tune_from": task.tune_from, "metric": task.spec.metric,
                                         "num_labels": task.num_labels,
                                         "sizes": {k: len(v) for k, v in task.splits.items()}},
-        "full_layers": full_layers, "shape": asdict(study.shape), "environment": environment()})
+        "full_layers": full_layers, "shape": asdict(study.shape), "speedup_unit": unit,
+        "small_shape": asdict(small_shape) if small_shape else None, "environment": environment()})
     write_figures(out, out / "figures")
     _print_summary(task, config, tables)
 
@@ -231,7 +232,9 @@ def _print_summary(task, config: RunConfig, tables: dict[str, pd.DataFrame]) -> 
     if "main" in tables:
         cols = ["target_speedup", "method", "metric", "metric_sd", "speedup_layers", "speedup_flops", "ece",
                 "ci_low", "ci_high", "verdict"]
-        print("\nmain table (paired 95% interval of the difference to DeeBERT at the same target):")
+        unit = tables["main"]["speedup_unit"].iloc[0] if "speedup_unit" in tables["main"] else "layers"
+        print(f"\nmain table (targets in {unit}; paired 95% interval of the difference to DeeBERT at the same "
+              "target):")
         print(tables["main"][[c for c in cols if c in tables["main"]]].to_string(**fmt))
     if "executor" in tables and len(tables["executor"]):
         print(f"\nreal execution vs simulation (batch {config.train.eval_batch_size}):")

@@ -19,7 +19,7 @@ from workbench.measures.calibration import apply_temperature, ece, fit_temperatu
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs
 from workbench.methods.exits import ExitOutputs, evaluate_decision, oracle_exit, random_exit_reference, sweep
-from workbench.methods.points import OperatingPoint, Study, exit_costs, token_counts, tuned_exit_point
+from workbench.methods.points import OperatingPoint, Study, exit_costs, member_costs, token_counts, tuned_exit_point
 from workbench.names import (EXIT_POLICIES, EXIT_REFERENCES, complete_depths, complete_name, is_reference,
                              method_rank, multi_exit_name, try_parse_model)
 
@@ -100,15 +100,22 @@ def early_exit_sweeps(outputs: pd.DataFrame, study: Study, *, split: str = "test
 
 
 def exit_references(outputs: pd.DataFrame, study: Study, *, model: str = "deebert", split: str = "test") -> pd.DataFrame:
-    """Oracle exit (each example at its first correct exit) and the random-exit line, per seed."""
+    """Oracle exit (each example at its first correct exit) and the random-exit line, per seed, with their
+    speed-ups in layers and FLOPs. A random exit at mean layers l costs, in expectation, l times the mean
+    FLOPs of one layer and its off-ramp, since where an example stops does not depend on the example."""
     rows = []
     for seed in seeds_of(outputs, model):
         out = ExitOutputs.from_outputs(outputs, model=model, split=split, seed=seed)
-        oracle = evaluate_decision(out, oracle_exit(out), metric=study.metric, full_layers=study.full_layers)
+        flops, full = exit_costs(study, token_counts(outputs, model, split, seed, out.example_ids), out.num_exits)
+        oracle = evaluate_decision(out, oracle_exit(out), metric=study.metric, full_layers=study.full_layers,
+                                   exit_flops=flops, full_flops=full)
         rows.append({"method": EXIT_REFERENCES[0], "seed": seed, "speedup_layers": oracle["speedup_layers"],
-                     "metric": oracle["metric"]})
+                     "speedup_flops": oracle["speedup_flops"], "metric": oracle["metric"]})
+        per_layer = float(np.mean(flops[:, 0])) if flops is not None else float("nan")
         for mean_layers in np.linspace(out.layers[0], out.layers[-1], 21):
             rows.append({"method": EXIT_REFERENCES[1], "seed": seed, "speedup_layers": study.full_layers / mean_layers,
+                         "speedup_flops": (float(np.mean(full)) / (mean_layers * per_layer) if flops is not None
+                                           else float("nan")),
                          "metric": random_exit_reference(out, mean_layers, metric=study.metric)})
     return pd.DataFrame(rows)
 
@@ -160,17 +167,31 @@ def sufficiency_table(outputs: pd.DataFrame, study: Study, *, target: float = 3.
 
 def cascade_references(outputs: pd.DataFrame, study: Study, small: str, large: str, target: float, seed: int, *,
                        split: str = "test") -> dict:
-    """Random escalation, budgeted oracle and ceiling for a small -> large cascade at `target`, in the task's
-    metric: exact expectations for accuracy, `analysis.escalation_references` for F1 and MCC."""
+    """Random escalation, budgeted oracle and ceiling for a small -> large cascade at `target` (in the study's
+    unit), in the task's metric: exact expectations for accuracy, `analysis.escalation_references` for F1 and
+    MCC. The escalation budget r is the share of examples the cascade may pass on and still reach the target
+    on this split; the speed-ups it buys are returned in both units."""
     out = CascadeOutputs.from_outputs(outputs, members=(small, large), split=split, seed=seed)
     pred_small, pred_large = out.probs[:, 0].argmax(-1), out.probs[:, 1].argmax(-1)
-    r = escalation_budget(target, int(out.depths[0]), int(out.depths[1]), study.full_layers)
+    member_flops, full = member_costs(outputs, study, out.members, out.depths, split, seed, out.example_ids)
+    d_small, d_large = int(out.depths[0]), int(out.depths[1])
+    if study.unit == "flops":
+        if member_flops is None:
+            raise ValueError(f"{small}>{large}: a FLOPs budget needs the outputs' token counts")
+        flops_small, flops_large = member_flops.mean(0)
+        r = escalation_budget(target, flops_small, flops_large, float(np.mean(full)))
+    else:
+        r = escalation_budget(target, d_small, d_large, study.full_layers)
+    speedups = {"speedup_layers": study.full_layers / (d_small + r * d_large),
+                "speedup_flops": (float(np.mean(full) / (member_flops[:, 0].mean() + r * member_flops[:, 1].mean()))
+                                  if member_flops is not None else float("nan"))}
     if study.metric != "accuracy":
-        return {"budget": r, **escalation_references(out.labels, pred_small, pred_large, r, seed=seed,
-                                                     metric_fn=lambda y, p: task_metric(study.metric, y, p))}
+        return {"budget": r, **speedups,
+                **escalation_references(out.labels, pred_small, pred_large, r, seed=seed,
+                                        metric_fn=lambda y, p: task_metric(study.metric, y, p))}
     a_small, a_large = pred_small == out.labels, pred_large == out.labels
-    return {"budget": r, "random": random_escalation(a_small, a_large, r), "oracle": oracle_cascade(a_small, a_large, r),
-            "ceiling": oracle_ceiling(a_small, a_large)}
+    return {"budget": r, **speedups, "random": random_escalation(a_small, a_large, r),
+            "oracle": oracle_cascade(a_small, a_large, r), "ceiling": oracle_ceiling(a_small, a_large)}
 
 
 # ----------------------------------------------------------------------------- tables
@@ -178,8 +199,10 @@ def cascade_references(outputs: pd.DataFrame, study: Study, small: str, large: s
 
 def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: str = "deebert",
                       references: dict | None = None) -> pd.DataFrame:
-    """The main table: one row per method x target, mean and sd over seeds, realised speed-ups, ECE, and the
-    paired bootstrap 95% interval of the difference to `baseline` at the same target, with a verdict."""
+    """The main table: one row per method x target (in `study.unit`), mean and sd over seeds, realised speed-ups
+    in layers and FLOPs, ECE, and the paired bootstrap 95% interval of the difference to `baseline` at the
+    same target, with a verdict. `references` maps (name, target) to one dict per seed with the reference's
+    metric and the speed-ups its budget buys (speedup_layers, speedup_flops)."""
     by_key: dict[tuple[str, float], list[OperatingPoint]] = {}
     for a in answers:
         by_key.setdefault((a.method, a.target), []).append(a)
@@ -187,7 +210,7 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
     for (method, target), group in by_key.items():
         group = sorted(group, key=lambda a: a.seed)
         metrics = [a.metric for a in group]
-        row = {"task": study.task, "method": method, "target_speedup": target,
+        row = {"task": study.task, "method": method, "target_speedup": target, "speedup_unit": study.unit,
                "thresholds": " | ".join(a.setting for a in group), "metric_name": study.metric,
                "metric": float(np.mean(metrics)), "metric_sd": float(np.std(metrics, ddof=1)) if len(metrics) > 1 else 0.0,
                "seeds": len(group), "ci_low": np.nan, "ci_high": np.nan, "verdict": "",
@@ -201,11 +224,15 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
         rows.append(row)
     table = pd.DataFrame(rows)
     if references:
-        extra = [{"task": study.task, "method": name, "target_speedup": target, "thresholds": "",
-                  "metric_name": study.metric, "metric": float(np.mean(values)),
-                  "metric_sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "seeds": len(values),
-                  "ci_low": np.nan, "ci_high": np.nan, "verdict": "", "speedup_layers": target,
-                  "speedup_flops": np.nan, "ece": np.nan} for (name, target), values in references.items()]
+        extra = []
+        for (name, target), per_seed in references.items():
+            values = [r["metric"] for r in per_seed]
+            extra.append({"task": study.task, "method": name, "target_speedup": target, "speedup_unit": study.unit,
+                          "thresholds": "", "metric_name": study.metric, "metric": float(np.mean(values)),
+                          "metric_sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                          "seeds": len(values), "ci_low": np.nan, "ci_high": np.nan, "verdict": "",
+                          "speedup_layers": float(np.mean([r["speedup_layers"] for r in per_seed])),
+                          "speedup_flops": float(np.mean([r["speedup_flops"] for r in per_seed])), "ece": np.nan})
         table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
     return table.sort_values(["target_speedup", "method"]).reset_index(drop=True)
 
@@ -290,7 +317,8 @@ def results_table(main: pd.DataFrame) -> pd.DataFrame:
             return "unreachable"
         one_seed = pd.isna(row["metric_sd"]) or row.get("seeds", 2) < 2
         spread = "" if one_seed else f" ± {row['metric_sd']:.2f}"  # one seed has no sd
-        text = f"{row['metric']:.2f}{spread} ({row['speedup_layers']:.2f}x)"
+        speedup = row["speedup_flops"] if row.get("speedup_unit") == "flops" else row["speedup_layers"]
+        text = f"{row['metric']:.2f}{spread} ({speedup:.2f}x)"
         return text + (f" {row['verdict']}" if row["verdict"] in ("better", "worse") else "")
 
     rows["cell"] = rows.apply(cell, axis=1)

@@ -94,12 +94,15 @@ def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
 
 def cmd_tasks(a: argparse.Namespace) -> None:
     """List the registered tasks; with a GLUE dir (or the cached built-in corpus) also their split sizes."""
-    from workbench.data.registry import list_tasks, load_task_options
+    from workbench.data.registry import is_fetched, list_tasks, load_task_options
     for spec in list_tasks():
         print(f"{spec.name:8s} {spec.metric:8s} {'pair' if spec.pair else 'single':6s} "
               f"labels={','.join(spec.label_names)}  {spec.description}")
     if a.sizes:
         for spec in list_tasks():
+            if not is_fetched(spec.name, a.data_dir):
+                print(f"\n{spec.name}: not fetched yet into {a.data_dir}/ (the first run on it downloads it)")
+                continue
             try:
                 task = load_task_options(TaskOptions(name=spec.name, glue_dir=a.glue_dir, data_dir=a.data_dir))
             except DataError as err:
@@ -169,8 +172,11 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
     except ValueError as err:
         raise ConfigError(f"--difficulty-runs {a.difficulty_runs!r}: {err}") from None
     cascades = parse_depths_option(a.cascades) if a.cascades else None
+    small_model = "" if a.small_model == "none" else a.small_model
     config = _run_config(a, depths=a.depths, seeds=a.seeds, study=not a.complete_only, targets=a.targets,
-                         cascades=cascades, difficulty=difficulty, small_backbone=a.small_model)
+                         cascades=tuple(c.depths for c in cascades if not c.small) if cascades else None,
+                         small_cascades=tuple(c.depths for c in cascades if c.small) if cascades else None,
+                         difficulty=difficulty, small_backbone=small_model, speedup_unit=a.speedup_unit)
     reproduce(config, force=True)
 
 
@@ -227,10 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--complete-only", action="store_true", help="train complete models only (no early exit, "
                                                                 "cascades or calibration)")
     g.add_argument("--targets", type=_floats, help="target speed-ups of the main table (default: 2,3,4)")
+    g.add_argument("--speedup-unit", choices=("flops", "layers"),
+                   help="unit of the targets for every method: 'flops' (full model's FLOPs / FLOPs spent) or "
+                        "'layers' (L / layers run); default: flops when cascade members differ in width, else layers")
     g.add_argument("--cascades", help="cascades as member depths, e.g. '1>6,2>6,1>2>6' (default: those, "
-                                      "with the backbone's depth last)")
-    g.add_argument("--small-model", help="backbone of the non-final cascade members, e.g. a separately "
-                                         "pre-trained narrower model (default: --model)")
+                                      "with the backbone's depth last); 's' marks members of --small-model, e.g. "
+                                      "'s1>12,s2>12,2>12'")
+    g.add_argument("--small-model", help="a separately pre-trained model whose complete models go in front of "
+                                         "the full one, e.g. minilm (default: minilm with --model mpnet, else none; "
+                                         "'none' for none)")
     g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",
                    help="easy = correct in all k seeded runs (default) or correct when held out (k folds)")
     g.add_argument("--difficulty-runs", type=int, default=3, help="k, seeded runs or folds (default: 3)")

@@ -27,11 +27,11 @@ import pandas as pd
 
 from workbench.config import RunConfig
 from workbench.measures.cost import EncoderShape
-from workbench.methods.cascade import CascadeOutputs, sweep_cascade, thresholds_for_speedup
-from workbench.methods.exits import ExitOutputs, choose_for_speedup, default_grid, sweep
-from workbench.methods.points import OperatingPoint, Study, cascade_point, exit_point
-from workbench.names import (CASCADE_POLICIES, EXIT_POLICIES, cascade_label, claims_cascade, exit_rules,
-                             is_small_member, member_names, members_label, parse_cascade)
+from workbench.methods.cascade import CascadeOutputs, sweep_cascade
+from workbench.methods.exits import ExitOutputs, default_grid, sweep
+from workbench.methods.points import (OperatingPoint, Study, cascade_point, exit_point, tuned_cascade_point,
+                                      tuned_exit_point)
+from workbench.names import CASCADE_POLICIES, EXIT_POLICIES, claims_cascade, exit_rules, members_label, parse_cascade
 from workbench.runs.folder import load_run, run_texts
 
 
@@ -43,7 +43,6 @@ class Method:
     """What the explorer routes with: one early-exit model, or the members of a cascade."""
     label: str                 # e.g. 'deebert' or 'cascade 1L>6L'
     members: tuple[str, ...]   # model names in the outputs table; one for early exit, smallest first for cascades
-    shapes: tuple[EncoderShape, ...] | None = None  # each member's sizes for FLOPs; None: the study's backbone
 
     @property
     def is_cascade(self) -> bool:
@@ -59,11 +58,6 @@ class Method:
             raise ValueError(f"{self.members[0]!r} is not an early-exit model; expected one of "
                              f"{sorted(EXIT_POLICIES)} (or a '-da' variant of them), or a cascade")
         return rules
-
-    @property
-    def priced(self) -> bool:
-        """False when members of a separate small backbone have no known sizes (no FLOPs then)."""
-        return self.shapes is not None or not any(is_small_member(m) for m in self.members)
 
 
 def resolve_method(method: str | Sequence[str] | Method) -> Method:
@@ -84,8 +78,7 @@ def resolve_method(method: str | Sequence[str] | Method) -> Method:
         return Method(members_label(members), members)
     cascade = parse_cascade(method)
     if cascade:
-        depths, regularized = cascade
-        return Method(method, member_names(depths, regularized=regularized))
+        return Method(method, cascade[0].members(regularized=cascade[1]))
     if claims_cascade(method):
         raise ValueError(f"cannot read the cascade {method!r}; write it as 'cascade 1L>6L' or 'cascade+DA 1L>6L', "
                          "or pass its members, e.g. ('complete-1L', 'complete-6L')")
@@ -94,20 +87,32 @@ def resolve_method(method: str | Sequence[str] | Method) -> Method:
 
 def run_methods(outputs: pd.DataFrame, config: dict) -> dict[str, Method]:
     """Every method a run folder can explore, by label: its early-exit models, then the cascades of its config
-    (plain and with the difficulty-aware members) whose members are all in the outputs table. When the run's
-    non-final members come from a separate small backbone ('small-<k>L'), they carry that backbone's sizes."""
+    (plain and with the difficulty-aware members) whose members are all in the outputs table, those of a
+    separate small backbone ('small-<k>L' members) first."""
     models = set(outputs["model"].unique())
     found = {m: Method(m, (m,)) for m in sorted(models) if exit_rules(m) is not None}
-    cascades = config["run"].get("cascades")
-    small = bool(config["run"].get("small_backbone"))
-    run = RunConfig(cascades=tuple(tuple(c) for c in cascades) if cascades else None)
-    for depths in run.cascade_depths(int(config["full_layers"])):
+    small = config.get("small_shape")
+    for cascade in _run_cascades(config, small["num_layers"] if small else None):
         for regularized in (False, True):
-            members = member_names(depths, regularized=regularized, small=small)
+            members = cascade.members(regularized=regularized)
             if set(members) <= models:
-                label = cascade_label(depths, regularized=regularized)
-                found[label] = Method(label, members, _member_shapes(config, members) if small else None)
+                found[cascade.label(regularized=regularized)] = Method(cascade.label(regularized=regularized), members)
     return found
+
+
+def _run_cascades(config: dict, small_layers: int | None) -> tuple:
+    """The run's cascades; a folder written before the small backbone's sizes were stored reads them from the
+    backbone, or shows only the cascades of its own backbone when that cannot be read."""
+    run = RunConfig.from_dict(config["run"])
+    full_layers = int(config["full_layers"])
+    if run.small_backbone and small_layers is None:
+        from workbench.models.backbones import backbone_layers
+        try:
+            small_layers = backbone_layers(run.small_backbone)
+        except (OSError, ValueError) as err:
+            warnings.warn(f"the small backbone {run.small_backbone!r} cannot be read ({err}); its cascades are left out")
+            return tuple(c for c in run.all_cascades(full_layers, full_layers) if not c.small)
+    return run.all_cascades(full_layers, small_layers)
 
 
 def available_methods(outputs: pd.DataFrame, config: dict) -> tuple[str, ...]:
@@ -115,27 +120,13 @@ def available_methods(outputs: pd.DataFrame, config: dict) -> tuple[str, ...]:
     return tuple(run_methods(outputs, config))
 
 
-def _member_shapes(config: dict, members: tuple[str, ...]) -> tuple[EncoderShape, ...] | None:
-    """Sizes of each member: the small backbone's for 'small-' members, the run's for the others; None (no
-    FLOPs) if the small backbone's config cannot be read."""
-    from workbench.models.backbones import backbone_config
-    try:
-        small = EncoderShape.of_config(backbone_config(config["run"]["small_backbone"]))
-    except (OSError, ValueError) as err:
-        warnings.warn(f"sizes of the small backbone are not available ({err}); FLOPs speed-ups will be NaN")
-        return None
-    full = EncoderShape(**config["shape"])
-    return tuple(small if is_small_member(m) else full for m in members)
-
-
 def study_of(config: dict) -> Study:
-    """The `Study` context (task, metric, backbone size) of a run folder's config.json."""
+    """The `Study` context (task, metric, backbone sizes, unit of the targets) of a run folder's config.json."""
     task = config["task"]
+    small = config.get("small_shape")
     return Study(task=task["name"], metric=task["metric"], full_layers=int(config["full_layers"]),
-                 shape=EncoderShape(**config["shape"]), num_labels=int(task["num_labels"]))
-
-
-# ----------------------------------------------------------------------------- the pure layer
+                 shape=EncoderShape(**config["shape"]), num_labels=int(task["num_labels"]),
+                 unit=config.get("speedup_unit", "layers"), small_shape=EncoderShape(**small) if small else None)
 
 
 def view_of(outputs: pd.DataFrame, method: str | Sequence[str], *, split: str = "test",
@@ -166,10 +157,8 @@ def point_from_view(outputs: pd.DataFrame, view: ExitOutputs | CascadeOutputs, *
         point = exit_point(outputs, view, study=study, model=method.members[0], policy=policy, param=float(param),
                            split=split, seed=seed, texts=texts)
         return dataclasses.replace(point, method=method.label)
-    point = cascade_point(outputs, view, study=study, label=method.label,
-                          thresholds=_thresholds(param, view.num_members), split=split, seed=seed,
-                          shapes=list(method.shapes) if method.shapes else None, texts=texts)
-    return point if method.priced else dataclasses.replace(point, flops=None, full_flops=None)
+    return cascade_point(outputs, view, study=study, label=method.label,
+                         thresholds=_thresholds(param, view.num_members), split=split, seed=seed, texts=texts)
 
 
 def explorer_state(outputs: pd.DataFrame, texts: pd.Series | None = None, *, study: Study,
@@ -225,23 +214,21 @@ def explorer_curve(outputs: pd.DataFrame, *, study: Study, method: str | Sequenc
 
 def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequence[str], policy: str,
                     target: float = 3.0, seed: int = 0, tune: str = "tune", split: str = "test") -> float:
-    """The parameter the study would use for `target` speed-up: chosen on the `tune` split as in the main
-    table (early exit: `exits.choose_for_speedup`; two-member cascade: `cascade.thresholds_for_speedup`).
-    When that is not possible (no tune rows, target unreachable, more than two members), the grid value
-    whose speed-up on `split` is closest to `target`."""
+    """The parameter the study would use for `target` speed-up (in the study's unit): chosen on the `tune` split
+    exactly as in the main table (`points.tuned_exit_point`, `points.tuned_cascade_point`; a cascade's first
+    threshold). When that is not possible (no tune rows, target unreachable), the grid value whose speed-up
+    in layers on `split` is closest to `target`."""
     m = resolve_method(method)
-    tuned = None
+    chosen = None
     if (outputs["split"] == tune).any():
-        tuned = view_of(outputs, m, split=tune, seed=seed)
-    if isinstance(tuned, ExitOutputs):
-        grid = np.arange(tuned.num_exits, dtype=np.float64) if policy == "patience" else None
-        chosen = choose_for_speedup(tuned, policy, target, full_layers=study.full_layers, grid=grid)
-        if chosen is not None:
-            return float(chosen)
-    elif isinstance(tuned, CascadeOutputs) and tuned.num_members == 2:
-        chosen = thresholds_for_speedup(tuned, target, full_layers=study.full_layers, metric=study.metric)
-        if chosen is not None:
-            return float(chosen[0])
+        if m.is_cascade:
+            chosen = tuned_cascade_point(outputs, study, m.members, target, seed, label=m.label, tune=tune,
+                                         test=split)
+        else:
+            chosen = tuned_exit_point(outputs, study, m.members[0], target, seed, policy=policy, tune=tune,
+                                      test=split)
+    if chosen is not None:
+        return chosen.param
     curve = explorer_curve(outputs, study=study, method=m, policy=policy, split=split, seed=seed)
     return float(curve["param"].iloc[int(np.argmin(np.abs(curve["speedup_layers"].to_numpy() - target)))])
 
