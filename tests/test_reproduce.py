@@ -213,6 +213,11 @@ def test_a_run_opens_as_one_object_and_answers_its_questions(run):
     assert wb.answers.exit_reliability(opened).startswith("DIS at layer 1 (50 = chance")
     best = wb.answers.best_at_highest_target(opened)
     assert best.startswith("At 4x the most accurate method is") and "oracle" not in best
+    sign = wb.answers.paper_sign(opened)
+    assert sign.startswith("Targets in layers: the best cascade is ahead of DeeBERT at ")
+    cascades = main[main["method"].str.startswith("cascade") & np.isclose(main["target_speedup"], 2.0)]
+    best_cascade = cascades.sort_values("metric", ascending=False).iloc[0]
+    assert f"2x: {best_cascade['method']} {best_cascade['metric']:.2f}" in sign
     data = opened.explorer()
     assert all(method in wb.answers.explorer(data) for method in data.methods)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.names import complete_depths, complete_name, display_name, is_reference
+from workbench.names import complete_depths, complete_name, display_name, is_reference, parse_cascade
 
 _VERDICT = {"better": "more accurate than", "worse": "less accurate than",
             "indistinguishable": "indistinguishable from"}
@@ -24,8 +24,40 @@ def _main_row(main: pd.DataFrame, method: str, target: float) -> pd.Series | Non
     return rows.iloc[0] if len(rows) and pd.notna(rows.iloc[0]["metric"]) else None
 
 
+def _speedup(row: pd.Series) -> float:
+    """The realised speed-up in the unit the row's target was reached in."""
+    return row["speedup_flops"] if row.get("speedup_unit") == "flops" else row["speedup_layers"]
+
+
 def _cell(row: pd.Series | None) -> str:
-    return "unreachable" if row is None else f"{row['metric']:.2f} ({row['speedup_layers']:.2f}x)"
+    return "unreachable" if row is None else f"{row['metric']:.2f} ({_speedup(row):.2f}x)"
+
+
+def paper_sign(run) -> str:
+    """Does the paper's sign hold (a cascade more accurate than DeeBERT at the same speed-up)? For each target,
+    the most accurate cascade of the run (with or without the regularizer) against DeeBERT, from the main table."""
+    main = _table(run, "main")
+    if main.empty:
+        return "No main table: this run was made with --complete-only, so no method was compared."
+    unit = main["speedup_unit"].dropna().iloc[0] if "speedup_unit" in main and main["speedup_unit"].notna().any() \
+        else "layers"
+    cascades = main[main["method"].map(lambda m: parse_cascade(m) is not None) & main["metric"].notna()]
+    parts, ahead, significant = [], 0, 0
+    targets = sorted(main["target_speedup"].dropna().unique())
+    for target in targets:
+        base = _main_row(main, "deebert", target)
+        rows = cascades[np.isclose(cascades["target_speedup"], target)]
+        if base is None or rows.empty:
+            parts.append(f"{target:g}x: {'no cascade' if rows.empty else 'DeeBERT'} reached it")
+            continue
+        best = rows.sort_values("metric", ascending=False).iloc[0]
+        diff = best["metric"] - base["metric"]
+        ahead += diff > 0
+        significant += best["verdict"] == "better"
+        parts.append(f"{target:g}x: {best['method']} {_cell(best)} vs DeeBERT {_cell(base)}, {diff:+.2f} "
+                     f"[{best['ci_low']:.2f}, {best['ci_high']:.2f}]")
+    return (f"Targets in {unit}: the best cascade is ahead of DeeBERT at {ahead} of {len(targets)} targets, with the "
+            f"paired 95% interval above 0 at {significant} ({run.metric}, test split): " + "; ".join(parts) + ".")
 
 
 def cascade_vs_deebert(run) -> str:
@@ -53,7 +85,7 @@ def best_at_highest_target(run) -> str:
         return f"No method reached {target:g}x on this run."
     best = real.sort_values("metric", ascending=False).iloc[0]
     return (f"At {target:g}x the most accurate method is {best['method']}: {run.metric} {best['metric']:.2f} at "
-            f"{best['speedup_layers']:.2f}x (mean over {int(best['seeds'])} seed(s)).")
+            f"{_speedup(best):.2f}x (mean over {int(best['seeds'])} seed(s)).")
 
 
 def shallow_representations(run) -> str:
