@@ -1,10 +1,12 @@
-# Quick start: `make reproduce` (main job on the built-in task) and `make test`.
+# Quick start: `make reproduce` (main job on the built-in task; TASK=vitaminc PRESET=paper for the paper's
+# conditions) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-requirements
 PRESET ?= quick
-OUT ?= runs/rt-$(PRESET)
+TASK ?= rt
+OUT ?= runs/$(TASK)-$(PRESET)
 GLUE_DIR ?= ../shared/glue
 
 .PHONY: setup reproduce test bench clean
@@ -19,10 +21,10 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 reproduce: setup
-	$(BIN)/python -m workbench reproduce --task rt --preset $(PRESET) --out $(OUT)
+	$(BIN)/python -m workbench reproduce --task $(TASK) --preset $(PRESET) --out $(OUT)
 	mkdir -p $(OUT)/notebooks
 	cd notebooks && for nb in *.ipynb; do \
-	  WORKBENCH_PRESET=$(PRESET) ../$(BIN)/jupyter nbconvert --to notebook --execute "$$nb" \
+	  WORKBENCH_PRESET=$(PRESET) WORKBENCH_TASK=$(TASK) ../$(BIN)/jupyter nbconvert --to notebook --execute "$$nb" \
 	    --ExecutePreprocessor.timeout=1800 --output-dir ../$(OUT)/notebooks || exit 1; done
 
 test: setup

@@ -38,8 +38,8 @@
 # %% tags=["parameters"]
 import os
 
-PRESET = os.environ.get("WORKBENCH_PRESET", "quick")  # smoke (minutes, tiny random BERT) | quick | full
-TASK = "rt"        # the built-in Rotten Tomatoes task, or a GLUE task name with GLUE_DIR
+PRESET = os.environ.get("WORKBENCH_PRESET", "quick")  # smoke (minutes, tiny random BERT) | quick | paper | full
+TASK = os.environ.get("WORKBENCH_TASK", "rt")  # rt, vitaminc, or a GLUE task name with GLUE_DIR
 GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.tsv), for GLUE tasks
 RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
 

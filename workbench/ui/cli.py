@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("study")
     g.add_argument("--complete-only", action="store_true", help="train complete models only (no early exit, "
                                                                 "cascades or calibration)")
-    g.add_argument("--targets", type=_floats, help="target speed-ups of the main table (default: 2,3,4)")
+    g.add_argument("--targets", type=_floats, help="target speed-ups of the main table (default: the preset's: 2,3,4; "
+                                                     "paper: 2,3,4,8)")
     g.add_argument("--speedup-unit", choices=("flops", "layers"),
                    help="unit of the targets for every method: 'flops' (full model's FLOPs / FLOPs spent) or "
                         "'layers' (L / layers run); default: flops when cascade members differ in width, else layers")
