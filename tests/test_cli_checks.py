@@ -11,6 +11,10 @@ def _args(toy_files, out, *extra):
 
 CASES = [
     (["--train-limit", "0"], "--train-limit 0"),
+    (["--eval-limit", "0"], "--eval-limit 0"),
+    (["--cascades", "s1>6"], "--cascades"),           # small members without --small-model
+    (["--cascades", "s1>6>s2"], "--cascades"),
+    (["--small-model", "tiny-random-bert-64", "--cascades", "s9>6"], "--cascades"),  # deeper than the small model
     (["--batch-size", "0"], "--batch-size 0"),
     (["--epochs", "-1"], "--epochs -1"),
     (["--lr", "0"], "--lr 0.0"),

@@ -15,7 +15,7 @@ from workbench.data.files import DataError
 
 # command-line spelling of each training field (the ones without an option are set by presets)
 _TRAIN_OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "max_length": "--max-length",
-                  "train_limit": "--train-limit"}
+                  "train_limit": "--train-limit", "eval_limit": "--eval-limit"}
 
 
 class ConfigError(DataError):

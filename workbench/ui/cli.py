@@ -67,6 +67,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--max-length", type=int)
     g.add_argument("--train-limit", type=int, help="use at most this many training examples")
+    g.add_argument("--eval-limit", type=int, help="use at most this many tune and this many test examples "
+                                                  "(seeded samples, counted in the task's notes)")
     g.add_argument("--cache-dir", help="where trained models are cached (default: <out>/cache)")
 
 
@@ -86,7 +88,7 @@ def _task_options(a: argparse.Namespace) -> TaskOptions:
 def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
     preset = get_preset(a.preset)
     train = override(preset.train, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, max_length=a.max_length,
-                     train_limit=a.train_limit)
+                     train_limit=a.train_limit, eval_limit=a.eval_limit)
     return RunConfig.from_preset(a.preset, task=_task_options(a), backbone=a.model, pooling=a.pooling,
                                  depths=depths, seeds=seeds, train=train, out=_abs(a.out), cache_dir=_abs(a.cache_dir),
                                  **study)
