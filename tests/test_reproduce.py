@@ -114,6 +114,13 @@ def test_cascade_with_a_narrower_small_backbone(tmp_path, toy_files, unit):
     assert rows.loc[("random escalation small-1L>6L", 2.0), "speedup_flops"] == pytest.approx(2.0)
     assert (load_tables(out)["executor"]["mismatches"] == 0).all()
     assert set(load_tables(out)["executor"]["method"]) == {"deebert", "cascade small-1L>6L"}
+    from workbench.study.figures import speed_accuracy_curves
+    tables = load_tables(out)  # the figure is drawn in the run's unit: every curve has FLOPs speed-ups
+    curves = speed_accuracy_curves(tables, x="speedup_flops")
+    assert {"deebert", "cascade small-1L>6L", "cascade 2L>6L", "complete kL"} <= set(curves["method"])
+    complete = tables["complete_models"]  # L / k, less the share of the head: a head costs under 1% of a layer
+    assert ((complete["speedup_flops"] <= complete["speedup_layers"] + 1e-9)
+            & (complete["speedup_flops"] > 0.98 * complete["speedup_layers"])).all()
 
 
 def test_reproduce_of_a_finished_run_returns_at_once(run, capsys):

@@ -308,7 +308,7 @@ def _complete_rows(outputs: pd.DataFrame, model: str, split: str, seed: int) -> 
     return rows.assign(example_id=rows["example_id"].astype(str)).sort_values("example_id")
 
 
-def _static_speedup(outputs: pd.DataFrame, study: Study, model: str, depth: int, split: str, seed: int) -> float:
+def static_speedup(outputs: pd.DataFrame, study: Study, model: str, depth: int, split: str, seed: int) -> float:
     """Speed-up of a complete model in the study's unit on one split (NaN when it has no rows there)."""
     if study.unit == "layers":
         return study.full_layers / depth
@@ -333,7 +333,7 @@ def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, 
             continue
         if parsed.family == "small" and study.small_shape is None:
             continue
-        speedup = _static_speedup(outputs, study, model, parsed.depth, tune, seed)
+        speedup = static_speedup(outputs, study, model, parsed.depth, tune, seed)
         if speedup >= target * slack - 1e-9:
             candidates.append((speedup, parsed.family != "complete", parsed.depth, model))
     if not candidates:

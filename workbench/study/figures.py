@@ -145,8 +145,9 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     written, metric = [], config["task"].get("metric", "accuracy")
     settings = {"run": str(run), "task": config["task"]["name"]}
     if len(tables.get("early_exit", ())):
-        ax = speed_accuracy(speed_accuracy_curves(tables), metric_name=metric,
-                            references=speed_accuracy_references(tables))
+        x = "speedup_flops" if config.get("speedup_unit") == "flops" else "speedup_layers"  # the targets' unit
+        ax = speed_accuracy(speed_accuracy_curves(tables, x=x), x=x, metric_name=metric,
+                            references=speed_accuracy_references(tables, x=x))
         ax.set_title(f"{config['task']['name']}: speed vs {metric} (test split, mean over seeds)")
         written += save_figure(ax, out / "speed_accuracy", config=settings)
     if len(tables.get("sufficiency", ())):
@@ -167,41 +168,42 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     return written
 
 
-def speed_accuracy_curves(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The curves of the speed-accuracy figure (method, speedup_layers, metric), averaged over seeds: each
-    baseline's own exit rule over its grid, the two-member cascades over a threshold grid, the complete models."""
+def speed_accuracy_curves(tables: dict[str, pd.DataFrame], *, x: str = "speedup_layers") -> pd.DataFrame:
+    """The curves of the speed-accuracy figure (method, speed-up `x`, metric), averaged over seeds: each
+    baseline's own exit rule over its grid, the two-member cascades over a threshold grid, the complete models.
+    `x` is speedup_layers or speedup_flops; a part without that column is left out."""
     sweeps = tables["early_exit"]
     own_rule = sweeps["method"].map(lambda m: EXIT_POLICIES[m][0] if m in EXIT_POLICIES else None)
     own = sweeps[sweeps["policy"] == own_rule]  # each model's own exit rule (entropy for DeeBERT, patience for PABEE)
-    curves = own.groupby(["method", "param"])[["speedup_layers", "metric"]].mean().reset_index()
-    parts = [curves]
-    if "cascade_sweeps" in tables:
-        cs = tables["cascade_sweeps"]
+    parts = [own.groupby(["method", "param"])[[x, "metric"]].mean().reset_index()]
+    cs = tables.get("cascade_sweeps")
+    if cs is not None and x in cs:
         key = [c for c in cs.columns if c.startswith("threshold")]
-        parts.append(cs.groupby(["method", *key], dropna=False)[["speedup_layers", "metric"]].mean().reset_index())
-    static = tables["complete_models"].assign(method=COMPLETE_CURVE)
-    parts.append(static[["method", "speedup_layers", "metric"]])
-    return pd.concat(parts, ignore_index=True)[["method", "speedup_layers", "metric"]]
+        parts.append(cs.groupby(["method", *key], dropna=False)[[x, "metric"]].mean().reset_index())
+    static = tables["complete_models"]
+    if x in static:
+        parts.append(static.assign(method=COMPLETE_CURVE)[["method", x, "metric"]])
+    return pd.concat(parts, ignore_index=True)[["method", x, "metric"]].dropna(subset=[x])
 
 
-def speed_accuracy_references(tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+def speed_accuracy_references(tables: dict[str, pd.DataFrame], *, x: str = "speedup_layers") -> pd.DataFrame | None:
     """The reference lines of the speed-accuracy figure: oracle exit, random exit, and the random and oracle
-    escalation of the first two-member cascade, averaged over seeds."""
+    escalation of the first two-member cascade, averaged over seeds, against speed-up `x`."""
     refs, main = tables.get("exit_references"), tables.get("main")
     parts = []
-    if refs is not None:  # oracle exit: one point per seed, averaged; random exit: a line on a fixed grid
-        parts.append(refs.groupby(["method", refs["speedup_layers"].round(6)])["metric"].mean().reset_index())
+    if refs is not None and x in refs:  # oracle exit: one point per seed, averaged; random exit: a line on a grid
+        parts.append(refs.groupby(["method", refs[x].round(6)])["metric"].mean().reset_index())
         oracle = refs[refs["method"] == EXIT_REFERENCES[0]]
         if len(oracle):
             parts[-1] = pd.concat([parts[-1][parts[-1]["method"] != EXIT_REFERENCES[0]],
-                                   oracle[["speedup_layers", "metric"]].mean().to_frame().T.assign(method=EXIT_REFERENCES[0])])
-    if main is not None:
+                                   oracle[[x, "metric"]].mean().to_frame().T.assign(method=EXIT_REFERENCES[0])])
+    if main is not None and x in main:
         kinds = main["method"].map(parse_reference)
         lines = main[kinds.map(lambda k: k is not None and k[0] in ("random", "oracle"))]
         if len(lines):
             first = parse_reference(lines["method"].iloc[0])[1]  # the first pair, e.g. 1L>6L
-            parts.append(lines[kinds[lines.index].map(lambda k: k[1] == first)][["method", "speedup_layers", "metric"]])
-    return pd.concat(parts, ignore_index=True) if parts else None
+            parts.append(lines[kinds[lines.index].map(lambda k: k[1] == first)][["method", x, "metric"]])
+    return pd.concat(parts, ignore_index=True).dropna(subset=[x]) if parts else None
 
 
 def reliability_grid(bins: pd.DataFrame, *, models: Sequence[str] | None = None, columns: int = 3):

@@ -30,7 +30,7 @@ from workbench.measures.analysis import dis_table
 from workbench.measures.cost import EncoderShape
 from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.executor import run_cascade, run_early_exit, run_full
-from workbench.methods.points import (Study, static_point, tuned_cascade_point, tuned_exit_point,
+from workbench.methods.points import (Study, member_costs, static_point, tuned_cascade_point, tuned_exit_point,
                                       tuned_hybrid_point)
 from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
@@ -53,7 +53,8 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
                  small_layers: int | None = None) -> dict[str, pd.DataFrame]:
     """Every table of the study, from the outputs table alone (`small_layers`: of the small backbone, for its
     default cascades)."""
-    tables = {"complete_models": summarize_depths(outputs, metric=study.metric, full_layers=study.full_layers)}
+    tables = {"complete_models": summarize_depths(outputs, metric=study.metric, full_layers=study.full_layers,
+                                                  study=study)}
     tables["dis"] = mean_over_seeds(dis_table(outputs), ["model", "layer"])
     tables["calibration"] = mean_over_seeds(calibration_summary(outputs), ["model", "layer"])
     tables["reliability"] = reliability_bins(outputs)
@@ -90,7 +91,10 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
                 out = CascadeOutputs.from_outputs(outputs, members=cascade.members(regularized=regularized),
                                                   split="test", seed=seed)
                 grid = np.unique(np.concatenate([np.linspace(0.5, 1.0, 26), [0.99, 0.995, 0.999]]))
-                sweeps.append(sweep_cascade(out, grid, metric=study.metric, full_layers=study.full_layers)
+                member_flops, full = member_costs(outputs, study, out.members, out.depths, "test", seed,
+                                                  out.example_ids)
+                sweeps.append(sweep_cascade(out, grid, metric=study.metric, full_layers=study.full_layers,
+                                            member_flops=member_flops, full_flops=full)
                               .assign(method=cascade.label(regularized=regularized), seed=seed))
     main = summarize_answers(answers, study, references=references)
     methods = exits + [c.label(regularized=r) for c in cascades for r in (False, True)]

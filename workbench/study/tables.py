@@ -10,6 +10,8 @@ where the realised speed-ups are reported next to the target.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -19,7 +21,8 @@ from workbench.measures.calibration import apply_temperature, ece, fit_temperatu
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs
 from workbench.methods.exits import ExitOutputs, evaluate_decision, oracle_exit, random_exit_reference, sweep
-from workbench.methods.points import OperatingPoint, Study, exit_costs, member_costs, token_counts, tuned_exit_point
+from workbench.methods.points import (OperatingPoint, Study, exit_costs, member_costs, static_speedup, token_counts,
+                                      tuned_exit_point)
 from workbench.names import (EXIT_POLICIES, EXIT_REFERENCES, complete_depths, complete_name, is_reference,
                              method_rank, multi_exit_name, try_parse_model)
 
@@ -31,17 +34,24 @@ def seeds_of(outputs: pd.DataFrame, model: str) -> list[int]:
 # ----------------------------------------------------------------------------- complete models
 
 
-def summarize_depths(outputs: pd.DataFrame, *, metric: str, full_layers: int, split: str = "test") -> pd.DataFrame:
-    """Task metric per complete model (mean and sd over seeds) with its layer speed-up L / k."""
+def summarize_depths(outputs: pd.DataFrame, *, metric: str, full_layers: int, split: str = "test",
+                     study: Study | None = None) -> pd.DataFrame:
+    """Task metric per complete model (mean and sd over seeds) with its layer speed-up L / k, and, given the
+    `study` and token counts, its FLOPs speed-up (mean over seeds; a head makes it slightly below L / k)."""
     rows = []
     names = [complete_name(k) for k in complete_depths(outputs["model"].unique())]
     complete = outputs[(outputs["split"] == split) & outputs["model"].isin(names)]
     for (model, layer), group in complete.groupby(["model", "layer"], sort=False):
         per_seed = [task_metric(metric, g["label"], g["pred"]) for _, g in group.groupby("seed")]
-        rows.append({"model": model, "layers": int(layer), "metric_name": metric, "metric": float(np.mean(per_seed)),
-                     "metric_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
-                     "seeds": len(per_seed), "examples": int(group["example_id"].nunique()),
-                     "speedup_layers": full_layers / layer})
+        row = {"model": model, "layers": int(layer), "metric_name": metric, "metric": float(np.mean(per_seed)),
+               "metric_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+               "seeds": len(per_seed), "examples": int(group["example_id"].nunique()),
+               "speedup_layers": full_layers / layer}
+        if study is not None and "tokens" in group:
+            flops = replace(study, unit="flops")
+            row["speedup_flops"] = float(np.mean([static_speedup(outputs, flops, model, int(layer), split, seed)
+                                                  for seed in sorted(group["seed"].unique())]))
+        rows.append(row)
     return pd.DataFrame(rows).sort_values("layers").reset_index(drop=True)
 
 
