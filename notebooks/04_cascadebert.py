@@ -106,8 +106,9 @@ run.tables["gap_closed"].round(3)
 # near the random line has an uninformative small member; near the oracle, a well-ranked one.
 
 # %%
-plots.speed_accuracy(plots.speed_accuracy_curves(run.tables), references=plots.speed_accuracy_references(run.tables),
-                     metric_name=METRIC);
+X = "speedup_flops" if run.config.get("speedup_unit") == "flops" else "speedup_layers"  # the run's unit
+plots.speed_accuracy(plots.speed_accuracy_curves(run.tables, x=X), x=X,
+                     references=plots.speed_accuracy_references(run.tables, x=X), metric_name=METRIC);
 
 # %% [markdown]
 # ## Does the simulation match real routed inference?
@@ -125,3 +126,10 @@ run.tables["executor"].round(3)
 
 # %%
 print(wb.answers.cascade_vs_deebert(run))
+
+# %% [markdown]
+# And over every cascade of the run (truncated, or of a separately pre-trained small model): is the best
+# one ahead of DeeBERT at each target, in the unit the targets were reached in?
+
+# %%
+print(wb.answers.paper_sign(run))
