@@ -39,7 +39,7 @@ from workbench.methods.points import tuned_cascade_point, tuned_exit_point
 from workbench.models.backbones import load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
-from workbench.runs.folder import load_run, load_tables
+from workbench.runs.folder import load_run, load_tables, run_cascades
 from workbench.study.stages import complete_model, da_member, deebert_model, difficulty_labels, pabee_model
 from workbench.ui.state import study_of
 
@@ -64,7 +64,7 @@ def benchmark_run(run: Path, *, targets, batch1_examples: int, seed: int, repeat
     deebert = MultiExitModel.from_pretrained(deebert_model(task, config, seed, progress=False)[0] / "best")
     pabee = MultiExitModel.from_pretrained(pabee_model(task, config, seed, progress=False)[0] / "best")
     cascades = {}
-    cascade = config.all_cascades(layers, study.small_shape.num_layers if study.small_shape else None)[0]
+    cascade = run_cascades(saved)[0]
     if len(cascade.depths) == 2:  # the first cascade: small-1L > L with a small backbone, else 1L > L (2L > 12L)
         small = config.member_backbone(small=cascade.small)
         small_folder = complete_model(task, config, cascade.depths[0], seed, backbone=small, progress=False)[0]

@@ -123,9 +123,10 @@ def test_operating_param_is_the_main_tables_choice(loaded):
     answers = tuned_cascade_point(outputs, study, ("complete-1L", "complete-6L"), 2.0, 0, label="cascade 1L>6L")
     assert answers is not None
     chosen = operating_param(outputs, study=study, method="cascade 1L>6L", policy="maxprob", target=2.0)
-    assert chosen == pytest.approx(answers.values[0])
+    assert chosen == pytest.approx(answers.values)
     state = explorer_state(outputs, study=study, method="cascade 1L>6L", policy="maxprob", param=chosen)
     assert state.metric == pytest.approx(100 * answers.correct.mean())
+
 
 
 def test_widget_ui_follows_its_controls(run):
@@ -194,7 +195,7 @@ def test_cascade_of_a_narrower_small_backbone(tmp_path):
     assert data.study.unit == "flops"  # the members differ in width
     outputs, study = data.outputs, data.study
     answers = tuned_cascade_point(outputs, study, ("small-1L", "complete-6L"), 2.0, 0, label="cascade small-1L>6L")
-    assert data.operating_param("cascade small-1L>6L", "maxprob", 2.0) == answers.param  # as the main table
+    assert data.operating_param("cascade small-1L>6L", "maxprob", 2.0) == answers.values  # as the main table
     state = data.state("cascade small-1L>6L", "maxprob", answers.values[0])
     assert state.metric == pytest.approx(100 * answers.correct.mean())
     assert state.speedup_flops == pytest.approx(answers.full_flops.mean() / answers.flops.mean())

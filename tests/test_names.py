@@ -2,7 +2,8 @@
 import pytest
 
 from workbench.names import (Cascade, cascade_label, cascade_of_members, claims_cascade, complete_depths, complete_name,
-                             display_name, exit_rules, hybrid_label, hybrid_members, is_reference, member_names, members_label, method_rank,
+                             display_name, exit_rules, hybrid_label, hybrid_members, is_reference, member_names,
+                             members_label, method_rank,
                              multi_exit_name, pair_text, parse_cascade, parse_depths_option, parse_model, parse_pair,
                              parse_reference, reference_label, static_label, try_parse_model)
 

@@ -155,6 +155,23 @@ def test_default_cascades_of_an_mpnet_run(preset):
     assert RunConfig.from_preset("quick").small_backbone is None
     with pytest.raises(ValueError, match="must fit the 6 layers"):
         RunConfig(small_backbone="minilm", small_cascades=((8, 12),)).all_cascades(12, 6)
+    as_deep = RunConfig(backbone="mpnet", small_backbone="another-12-layer-model").all_cascades(12, 12)
+    assert [c.label() for c in as_deep] == ["cascade small-1L>12L", "cascade small-2L>12L", "cascade 2L>12L"]
+
+
+def test_a_folder_written_before_both_families_keeps_its_small_cascades():
+    """Such a folder has a small backbone but no 'small_shape': all its cascades had small members."""
+    from workbench.runs.folder import run_cascades
+    from workbench.ui.state import study_of
+    old = {"run": json.loads(json.dumps(__import__("dataclasses").asdict(
+               RunConfig(backbone="tiny-random-bert-64", small_backbone="tiny-random-bert", cascades=((1, 6),))))),
+           "full_layers": 6, "shape": {"hidden": 64, "intermediate": 256, "num_layers": 6},
+           "task": {"name": "toy", "metric": "accuracy", "num_labels": 2}}
+    for key in ("small_cascades", "speedup_unit"):
+        del old["run"][key]
+    assert [c.label() for c in run_cascades(old)] == ["cascade small-1L>6L"]
+    study = study_of(old)
+    assert study.unit == "layers" and study.small_shape is not None and study.small_shape.hidden == 32
 
 
 def test_summary_gathers_runs_into_the_papers_layout(run, tmp_path, capsys):
@@ -221,10 +238,12 @@ def test_a_run_opens_as_one_object_and_answers_its_questions(run):
     best = wb.answers.best_at_highest_target(opened)
     assert best.startswith("At 4x the most accurate method is") and "oracle" not in best
     sign = wb.answers.paper_sign(opened)
-    assert sign.startswith("Targets in layers: the best cascade is ahead of DeeBERT at ")
+    assert sign.startswith("Cascades against DeeBERT, targets in layers")
+    verdicts = main[main["method"].str.startswith("cascade") & np.isclose(main["target_speedup"], 2.0)]["verdict"]
+    assert f"2x: {(verdicts == 'better').sum()} of {len(verdicts)} cascades better, " in sign
     cascades = main[main["method"].str.startswith("cascade") & np.isclose(main["target_speedup"], 2.0)]
     best_cascade = cascades.sort_values("metric", ascending=False).iloc[0]
-    assert f"2x: {best_cascade['method']} {best_cascade['metric']:.2f}" in sign
+    assert f"best {best_cascade['method']} {best_cascade['metric']:.2f}" in sign
     data = opened.explorer()
     assert all(method in wb.answers.explorer(data) for method in data.methods)
 

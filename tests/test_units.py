@@ -9,7 +9,8 @@ from workbench.measures.cost import EncoderShape, complete_flops, exit_flops
 from workbench.methods.cascade import CascadeOutputs, route, thresholds_for_speedup
 from workbench.methods.exits import ExitOutputs, apply_policy, choose_for_speedup
 from workbench.methods.hybrid import hybrid_costs, route_hybrid, tune_hybrid
-from workbench.methods.points import (Study, static_point, tuned_cascade_point, tuned_exit_point, tuned_hybrid_point)
+from workbench.methods.points import (Study, static_point, static_speedup, tuned_cascade_point, tuned_exit_point,
+                                      tuned_hybrid_point)
 from workbench.runs.outputs import outputs_frame
 
 WIDE, NARROW = EncoderShape(64, 256, 6), EncoderShape(32, 128, 2)
@@ -73,8 +74,9 @@ def _frame(split: str, n: int = 120) -> pd.DataFrame:
     ids = [f"{split}{i:03d}" for i in range(n)]
     tokens = rng.integers(5, 40, n)
     common = dict(split=split, example_ids=ids, labels=labels, seed=0, tokens=tokens)
-    parts = [outputs_frame(rng.normal(size=(n, 2)) * 2, model="small-1L", layer=1, **common),
-             outputs_frame(rng.normal(size=(n, 2)) * 2, model="small-2L", layer=2, **common),
+    small = {**common, "tokens": tokens + rng.integers(0, 8, n)}  # the small backbone has its own tokenizer
+    parts = [outputs_frame(rng.normal(size=(n, 2)) * 2, model="small-1L", layer=1, **small),
+             outputs_frame(rng.normal(size=(n, 2)) * 2, model="small-2L", layer=2, **small),
              outputs_frame(rng.normal(size=(n, 2)) * 2, model="complete-3L", layer=3, **common),
              outputs_frame(np.eye(2)[labels] * 3, model="complete-6L", layer=6, **common)]
     parts += [outputs_frame(rng.normal(size=(n, 2)) * k, model="deebert", layer=k, **common) for k in range(1, 7)]
@@ -89,10 +91,14 @@ def test_tuned_points_reach_flops_targets_on_tune():
         exit_point = tuned_exit_point(FRAME, STUDY, "deebert", target, 0, test="tune")
         cascade = tuned_cascade_point(FRAME, STUDY, ("small-1L", "complete-6L"), target, 0, label="c", test="tune")
         hybrid = tuned_hybrid_point(FRAME, STUDY, "small-1L", target, 0, test="tune")
-        for point in (exit_point, cascade, hybrid):
-            if point is not None:
-                assert point.speedup_flops >= target - 1e-9
         assert cascade is not None and hybrid is not None  # the narrow 1L member alone is far above 8x
+        points = (cascade, hybrid) if target > 6 else (exit_point, cascade, hybrid)  # exit 1 of 6: under 6x
+        for point in points:
+            assert point.speedup_flops >= target - 1e-9
+            # the full model is priced on its own tokens, the small member on the small tokenizer's
+            full = FRAME[(FRAME["model"] == "complete-6L") & (FRAME["split"] == "tune")].sort_values("example_id")
+            assert np.allclose(point.full_flops, complete_flops(WIDE, 6, full["tokens"].to_numpy(), 2))
+    assert tuned_exit_point(FRAME, STUDY, "deebert", 8.0, 0) is None
     layers = dataclasses.replace(STUDY, unit="layers")
     point = tuned_cascade_point(FRAME, layers, ("small-1L", "complete-6L"), 2.0, 0, label="c", test="tune")
     assert point.speedup_layers >= 2.0 and point.speedup_flops > point.speedup_layers
@@ -100,9 +106,13 @@ def test_tuned_points_reach_flops_targets_on_tune():
 
 def test_static_point_takes_the_costliest_model_within_the_target_in_either_unit():
     assert static_point(FRAME, dataclasses.replace(STUDY, unit="layers"), 2.0, 0).method == "static 3L"
-    assert static_point(FRAME, STUDY, 2.0, 0).method == "static 3L"  # 6 / 3 layers less a head's share
+    exact = static_point(FRAME, STUDY, 2.0, 0)  # encoders compared: 6 / 3 layers is exactly 2x
+    assert exact.method == "static 3L" and 1.99 < exact.speedup_flops < 2.0  # reported with the heads
     point = static_point(FRAME, STUDY, 4.0, 0)  # no 1L of the wide backbone: the narrow 2L is the costliest
     assert point.method == "static small-2L" and point.speedup_flops >= 4.0
+    # a small model just short of the target in encoder FLOPs is not let in
+    ratio = static_speedup(FRAME, STUDY, "small-2L", 2, "tune", 0, encoder_only=True)
+    assert static_point(FRAME, STUDY, ratio * 1.001, 0).method == "static small-1L"
     assert static_point(FRAME, dataclasses.replace(STUDY, unit="layers"), 4.0, 0).method == "static small-1L"
     assert static_point(FRAME, STUDY, 1000.0, 0) is None
 
@@ -126,7 +136,34 @@ def test_hybrid_routes_small_first_then_the_exits():
 
 def test_flops_need_the_small_backbones_sizes_and_token_counts():
     unknown = dataclasses.replace(STUDY, small_shape=None)
-    with pytest.raises(ValueError, match="token counts"):
+    with pytest.raises(ValueError, match="sizes of every member's backbone"):
         tuned_cascade_point(FRAME, unknown, ("small-1L", "complete-6L"), 2.0, 0, label="c")
+    without_tokens = FRAME.drop(columns="tokens")
+    with pytest.raises(ValueError, match="token counts"):
+        tuned_exit_point(without_tokens, STUDY, "deebert", 2.0, 0)
     with pytest.raises(ValueError, match="'layers' or 'flops'"):
         Study("toy", "accuracy", 6, WIDE, 2, unit="seconds")
+
+
+@pytest.mark.parametrize("unit", ["flops", "layers"])
+def test_the_explorers_point_of_a_three_member_cascade_is_the_main_tables(unit):
+    """One threshold per non-final member, chosen on tune in the study's unit, exactly as the main table."""
+    from workbench.ui.state import explorer_state, operating_param
+    study = dataclasses.replace(STUDY, unit=unit)
+    members, label = ("small-1L", "small-2L", "complete-6L"), "cascade small-1L>small-2L>6L"
+    for target in (2.0, 3.0):
+        answers = tuned_cascade_point(FRAME, study, members, target, 0, label=label)
+        chosen = operating_param(FRAME, study=study, method=label, policy="maxprob", target=target)
+        assert len(chosen) == 2 and chosen == pytest.approx(answers.values)
+        state = explorer_state(FRAME, study=study, method=label, policy="maxprob", param=chosen)
+        assert (state.metric, state.speedup_layers, state.speedup_flops) == pytest.approx(
+            (answers.metric, answers.speedup_layers, answers.speedup_flops))
+
+
+def test_a_hybrid_point_reads_as_its_two_rules():
+    point = tuned_hybrid_point(FRAME, STUDY, "small-1L", 3.0, 0)
+    assert point.method == "hybrid small-1L>deebert" and point.members == ("small-1L", "deebert")
+    tau, entropy = point.values
+    assert point.rule_text() == f"max prob > {tau:.4g}, then entropy < {entropy:.4g}"
+    assert point.exits == (1, 1, 2, 3, 4, 5, 6)  # the small model, then DeeBERT's exits
+    assert set(point.layers_executed) <= {1 + k for k in range(0, 7)}

@@ -46,8 +46,9 @@ def test_a_task_file_of_the_real_shape_loads_as_pairs(tmp_path):
     rows = {r["example_id"]: r for frame in first.values() for r in frame.to_dict("records")}
     assert rows["vitaminc-0"]["label"] == 0 and rows["vitaminc-1"]["label"] == 1  # argmax of target_scores
     assert rows["vitaminc-0"]["text_b"] == "Page 0 had value 0 ."
-    claims = {split: set(frame["text_b"]) for split, frame in task.splits.items()}
-    assert not (claims["train"] & claims["test"]) and not (claims["train"] & claims["tune"])  # claims stay together
+    for column in ("text_a", "text_b"):  # neither a claim nor a piece of evidence crosses splits
+        seen = {split: set(frame[column]) for split, frame in task.splits.items()}
+        assert not (seen["train"] & seen["test"]) and not (seen["train"] & seen["tune"])
     assert all(set(frame["label"]) == {0, 1, 2} for frame in task.splits.values())  # stratified by label
     again = load_vitaminc(_write(tmp_path, _examples(), "again.json"), split_seed=0)
     assert again.fingerprint() == task.fingerprint()
@@ -57,7 +58,8 @@ def test_a_task_file_of_the_real_shape_loads_as_pairs(tmp_path):
 @pytest.mark.parametrize("entry, field, words", [
     ({"input": "no claim mark here", "target_scores": {"True": 1, "False": 0, "Neither": 0}}, "'input'", "one claim"),
     ({"input": "a\nClaim: b\nClaim: c", "target_scores": {"True": 1, "False": 0, "Neither": 0}}, "'input'", "found 2"),
-    ({"input": "evidence\nClaim:  ", "target_scores": {"True": 1, "False": 0, "Neither": 0}}, "'input'", "claim is empty"),
+    ({"input": "evidence\nClaim:  ", "target_scores": {"True": 1, "False": 0, "Neither": 0}}, "'input'",
+     "claim is empty"),
     ({"input": 7, "target_scores": {"True": 1, "False": 0, "Neither": 0}}, "'input'", "expected a string"),
     ({"input": "e\nClaim: c", "target_scores": {"True": 1, "False": 0}}, "'target_scores'", "exactly"),
     ({"input": "e\nClaim: c", "target_scores": {"True": 1, "False": 1, "Neither": 0}}, "'target_scores'", "single"),
@@ -70,6 +72,14 @@ def test_a_malformed_entry_is_named(tmp_path, entry, field, words):
     with pytest.raises(DataError, match=r"examples\[3\]") as err:
         load_vitaminc(_write(tmp_path, examples))
     assert field in str(err.value) and words in str(err.value)
+
+
+def test_examples_linked_by_a_claim_or_an_evidence_form_one_group():
+    from workbench.data.vitaminc import linked_groups
+    claims = ["c1", "c1", "c2", "c3", "c4", "c4 "]
+    evidence = ["e1", "e2", "e2", "e3", "e4", "e5"]
+    # c1-e1, c1-e2 and c2-e2 are linked; c3-e3 alone; c4 and 'c4 ' are one claim once stripped
+    assert linked_groups(claims, evidence).tolist() == [0, 0, 0, 1, 2, 2]
 
 
 def test_unreadable_files_are_named(tmp_path):

@@ -244,12 +244,13 @@ class RunConfig:
         else:
             if small_layers is None:
                 raise ValueError("the default small cascades need the small backbone's number of layers")
-            cascades = tuple((d, full_layers) for d in sorted({1, 2, small_layers}) if d <= small_layers)
+            cascades = tuple((d, full_layers) for d in sorted({1, 2, small_layers}) if d <= min(small_layers,
+                                                                                              full_layers - 1))
         for members in cascades:
             _check_members(members, full_layers)
             if small_layers is not None and max(members[:-1]) > small_layers:
-                raise ValueError(f"cascade {pair_text(members, small=True)}: its small members must fit the {small_layers} "
-                                 f"layers of the small backbone {self.small_backbone!r}")
+                raise ValueError(f"cascade {pair_text(members, small=True)}: its small members must fit the "
+                                 f"{small_layers} layers of the small backbone {self.small_backbone!r}")
         return tuple(tuple(m) for m in cascades)
 
     def all_cascades(self, full_layers: int, small_layers: int | None = None) -> tuple[Cascade, ...]:

@@ -8,11 +8,14 @@ streams out the one task file, checks that too, and keeps only it under ``<data_
 
 In the task file each example's ``input`` is ``"<evidence>\\nClaim: <claim>"`` and its label is the argmax
 of ``target_scores``. The task has no official split here, so train / tune / test (70 / 10 / 20 %) are
-carved with a fixed seed, stratified by label; examples that share a claim (VitaminC's contrastive pairs:
-one claim, evidence revised so the verdict flips) stay in one split, so no test claim is seen in training.
+carved with a fixed seed, stratified by label. VitaminC's examples come in contrastive pairs (one claim with
+evidence revised so the verdict flips, or one piece of evidence with several claims), so examples linked by
+a shared claim or a shared piece of evidence form one group, and a group stays in one split: no test claim
+and no test evidence is seen in training.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import tarfile
 import tempfile
@@ -31,8 +34,8 @@ from workbench.store import atomic_write_bytes
 VITAMINC_SPEC = TaskSpec("vitaminc", ("True", "False", "Neither"), "accuracy", True,
                          "VitaminC fact verification: does the evidence support the claim? (BIG-bench, PyPI)")
 BIGBENCH_SDIST = "bigbench-1.0.0.tar.gz"
-BIGBENCH_URL = ("https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/"
-                + BIGBENCH_SDIST)
+BIGBENCH_URL = ("https://files.pythonhosted.org/packages/95/f8/"
+                "c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/" + BIGBENCH_SDIST)
 BIGBENCH_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
 VITAMINC_MEMBER = "bigbench-1.0.0/bigbench/benchmark_tasks/vitaminc_fact_verification/task.json"
 VITAMINC_SHA256 = "10f83da50374701fc7ce69162a7a167b14e1a86351201aa8bf14b56fa0a3214f"
@@ -70,7 +73,7 @@ def _download(url: str, dest: Path, *, manual: str) -> None:
                 for block in iter(lambda: response.read(1 << 20), b""):
                     out.write(block)
                     bar.update(len(block))
-    except OSError as err:  # URLError and timeouts are OSErrors
+    except (OSError, http.client.HTTPException) as err:  # URLError, timeouts; a body cut off midway
         raise FetchError(f"could not download {url} ({err}). {manual}") from err
 
 
@@ -111,14 +114,35 @@ def load_vitaminc(path: str | Path, *, split_seed: int = 0) -> TaskData:
         labels.append(y)
     labels = np.asarray(labels, dtype=np.int64)
     frame = make_frame([f"vitaminc-{i}" for i in range(len(examples))], evidence, claims, labels.tolist())
-    group, _ = pd.factorize(pd.Series(claims).str.strip())
+    group = linked_groups(claims, evidence)
     sizes = np.bincount(group)
-    notes = [f"{len(examples)} evidence-claim pairs; {int((sizes > 1).sum())} claims appear with more than one "
-             f"evidence ({int(sizes[sizes > 1].sum())} pairs), each claim kept in one split"]
+    notes = [f"{len(examples)} evidence-claim pairs in {len(sizes)} groups linked by a shared claim or evidence "
+             f"(largest {int(sizes.max())} pairs), each group kept in one split"]
     row_split = carve_grouped(group, labels, test_fraction=VITAMINC_TEST_FRACTION,
                               tune_fraction=VITAMINC_TUNE_FRACTION, split_seed=split_seed)
     splits = {name: frame[row_split == k].reset_index(drop=True) for k, name in enumerate(SPLITS)}
     return TaskData(VITAMINC_SPEC, splits, str(path), tuple(notes), split_seed, "carved")
+
+
+def linked_groups(claims: list[str], evidence: list[str]) -> np.ndarray:
+    """Group id per example (0, 1, ... by first appearance): examples sharing a claim or a piece of evidence
+    (after stripping spaces), directly or through others, get the same id (connected components)."""
+    claim_node, _ = pd.factorize(pd.Series(claims).str.strip())
+    evidence_node, _ = pd.factorize(pd.Series(evidence).str.strip())
+    evidence_node = evidence_node + claim_node.max() + 1
+    parent = np.arange(evidence_node.max() + 1)
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]  # path halving
+            node = parent[node]
+        return node
+    for a, b in zip(claim_node, evidence_node):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    group, _ = pd.factorize(np.array([root(node) for node in claim_node]))
+    return group
 
 
 def _parse_entry(entry, *, where: str) -> tuple[str, str, int]:

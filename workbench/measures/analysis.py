@@ -292,6 +292,10 @@ def escalation_references(labels, pred_small, pred_large, r: float, *,
     return {"random": random_value, "oracle": mixed(fixes[:k]), "ceiling": mixed(fixes)}
 
 
+class BeyondCeiling(ValueError):
+    """A target speed-up that a cascade cannot reach even when it escalates nothing."""
+
+
 def escalation_budget(speedup: float, small_layers: float, large_layers: float, full_layers: float) -> float:
     """Largest share r of items a two-member cascade may escalate and still reach ``speedup``.
 
@@ -310,7 +314,7 @@ def escalation_budget(speedup: float, small_layers: float, large_layers: float, 
             raise ValueError(f"{name} must be > 0; got {value!r}")
     ceiling = full_layers / small_layers
     if speedup > ceiling:
-        raise ValueError(f"speed-up {speedup} exceeds the ceiling {ceiling:g} = full_layers / small_layers "
+        raise BeyondCeiling(f"speed-up {speedup} exceeds the ceiling {ceiling:g} = full_layers / small_layers "
                          f"({full_layers} / {small_layers}) reached when no item is escalated")
     r = (full_layers / speedup - small_layers) / large_layers
     return float(min(max(r, 0.0), 1.0))

@@ -25,22 +25,17 @@ import numpy as np
 import pandas as pd
 
 from workbench.measures.calibration import ece
-from workbench.measures.cost import EncoderShape, complete_flops, exit_flops
+from workbench.measures.cost import EncoderShape, complete_flops, exit_flops, layer_flops
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs, route, thresholds_for_speedup
 from workbench.methods.exits import ExitOutputs, apply_policy, choose_for_speedup
 from workbench.methods.hybrid import hybrid_costs, route_hybrid, tune_hybrid
-from workbench.names import (EXIT_POLICIES, exit_rules, hybrid_label, is_small_member, static_label,
+from workbench.names import (EXIT_POLICIES, complete_name, exit_rules, hybrid_label, is_small_member, static_label,
                              try_parse_model)
 from workbench.runs.outputs import prob_matrix
 
 EXAMPLE_COLUMNS = ("example_id", "text", "label", "pred", "exit_layer", "layers_executed", "confidence", "correct",
                    "early")
-
-
-# A static model's head makes its FLOPs speed-up fall short of L / k by under 1% (a head costs under 1% of a
-# layer from 10 tokens on): in FLOPs, a static model reaches a target it misses by at most this share.
-STATIC_FLOPS_SLACK = 0.01
 
 
 @dataclass(frozen=True)
@@ -175,6 +170,10 @@ class OperatingPoint:
             return f"patience {self.param:g}"
         if self.policy == "static":
             return self.setting
+        if "+" in self.policy:  # a hybrid: the small model's max prob, then the exit model's rule
+            first, then = self.policy.split("+")
+            sign = "<" if then == "entropy" else ">"
+            return f"max prob > {self.values[0]:.4g}, then {then} {sign} {self.values[1]:.4g}"
         sign = "<" if self.policy == "entropy" else ">"
         values = ",".join(f"{t:.4g}" for t in self.values)
         return f"{'max prob' if self.policy == 'maxprob' else self.policy} {sign} {values}"
@@ -223,7 +222,8 @@ def member_costs(outputs: pd.DataFrame, study: Study, members, depths, split: st
 
 def _need(cost, what: str):
     if cost is None:
-        raise ValueError(f"{what}: targets in FLOPs need the outputs' token counts (a 'tokens' column)")
+        raise ValueError(f"{what}: targets in FLOPs need the outputs' token counts (a 'tokens' column) and the sizes "
+                         "of every member's backbone (the small backbone's for 'small-' members)")
     return cost
 
 
@@ -308,24 +308,32 @@ def _complete_rows(outputs: pd.DataFrame, model: str, split: str, seed: int) -> 
     return rows.assign(example_id=rows["example_id"].astype(str)).sort_values("example_id")
 
 
-def static_speedup(outputs: pd.DataFrame, study: Study, model: str, depth: int, split: str, seed: int) -> float:
-    """Speed-up of a complete model in the study's unit on one split (NaN when it has no rows there)."""
+def static_speedup(outputs: pd.DataFrame, study: Study, model: str, depth: int, split: str, seed: int, *,
+                   encoder_only: bool = False) -> float:
+    """Speed-up of a complete model in the study's unit on one split (NaN when it has no rows there): in FLOPs,
+    the full model's mean FLOPs on its own tokens over this model's on its own; with `encoder_only`, without
+    the one head each of them pays (so that complete-kL of the run's backbone is exactly L / k)."""
     if study.unit == "layers":
         return study.full_layers / depth
     rows = _complete_rows(outputs, model, split, seed)
     if rows.empty:
         return float("nan")
     tokens = _need(rows["tokens"].to_numpy() if "tokens" in rows else None, model)
-    return float(np.mean(complete_flops(study.shape, study.full_layers, tokens, study.num_labels))
+    full_rows = _complete_rows(outputs, complete_name(study.full_layers), split, seed)
+    full_tokens = full_rows["tokens"].to_numpy() if len(full_rows) else tokens
+    if encoder_only:
+        return float(study.full_layers * np.mean(layer_flops(study.shape, full_tokens))
+                     / (depth * np.mean(layer_flops(study.shape_of(model), tokens))))
+    return float(np.mean(complete_flops(study.shape, study.full_layers, full_tokens, study.num_labels))
                  / np.mean(complete_flops(study.shape_of(model), depth, tokens, study.num_labels)))
 
 
 def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, *, split: str = "test",
                  tune: str = "tune") -> OperatingPoint | None:
     """The costliest trained complete model (of the run's backbone, or of its small backbone) whose speed-up
-    reaches `target`, priced on `tune` (BERT-kL in the paper; in layers L/k). In FLOPs a model may fall short
-    of the target by STATIC_FLOPS_SLACK, the share its head costs."""
-    slack = 1 - STATIC_FLOPS_SLACK if study.unit == "flops" else 1.0
+    reaches `target`, priced on `tune` (BERT-kL in the paper; in layers L/k). In FLOPs the encoders are compared
+    (each model's one head aside, so that complete-kL reaches L / k exactly); the point reports its speed-up
+    with the heads."""
     candidates = []
     for model in outputs["model"].unique():
         parsed = try_parse_model(model)
@@ -333,16 +341,20 @@ def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, 
             continue
         if parsed.family == "small" and study.small_shape is None:
             continue
-        speedup = static_speedup(outputs, study, model, parsed.depth, tune, seed)
-        if speedup >= target * slack - 1e-9:
+        speedup = static_speedup(outputs, study, model, parsed.depth, tune, seed, encoder_only=True)
+        if speedup >= target - 1e-9:
             candidates.append((speedup, parsed.family != "complete", parsed.depth, model))
     if not candidates:
         return None
     _, small, k, model = min(candidates)  # the lowest speed-up that reaches the target; the run's backbone first
     rows = _complete_rows(outputs, model, split, seed)
-    tokens = rows["tokens"].to_numpy() if "tokens" in rows else None
-    flops = None if tokens is None else complete_flops(study.shape_of(model), k, tokens, study.num_labels)
-    full = None if tokens is None else complete_flops(study.shape, study.full_layers, tokens, study.num_labels)
+    flops = full = None
+    if "tokens" in rows:  # the full model on its own tokens (when it is in the table), as for the other methods
+        full_rows = _complete_rows(outputs, complete_name(study.full_layers), split, seed)
+        aligned = len(full_rows) and np.array_equal(full_rows["example_id"].to_numpy(), rows["example_id"].to_numpy())
+        full_tokens = full_rows["tokens"].to_numpy() if aligned else rows["tokens"].to_numpy()
+        flops = complete_flops(study.shape_of(model), k, rows["tokens"].to_numpy(), study.num_labels)
+        full = complete_flops(study.shape, study.full_layers, full_tokens, study.num_labels)
     return OperatingPoint(
         method=static_label(k, small=small), members=(model,), policy="static", values=(float(k),),
         setting=f"k={k}", target=target, split=split, seed=seed, metric_name=study.metric,

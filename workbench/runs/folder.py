@@ -19,6 +19,7 @@ import pandas as pd
 
 from workbench.config import RunConfig, TaskOptions
 from workbench.data.registry import load_task_options
+from workbench.names import Cascade
 from workbench.store import content_hash, read_json, write_json, write_parquet, write_table
 
 MANIFEST = "manifest.json"  # tables/manifest.json: which tables this run made, and for which configuration
@@ -166,9 +167,7 @@ class Run:
     def cascade_labels(self, *, regularized: bool = False) -> tuple[str, ...]:
         """Labels of the run's cascades in the order of its config (the first is the one the executor check
         runs), plain or with the difficulty-aware members."""
-        small = self.config.get("small_shape")
-        return tuple(cascade.label(regularized=regularized)
-                     for cascade in self.run_config.all_cascades(self.full_layers, small["num_layers"] if small else None))
+        return tuple(cascade.label(regularized=regularized) for cascade in run_cascades(self.config))
 
     def texts(self) -> pd.Series:
         """Texts of the run's examples, by example_id (loads the task's data)."""
@@ -199,6 +198,18 @@ def open_run(task: str, preset: str, *, glue_dir: str | None = None, run_dir: st
                           data_dir=str(root / "data"))
     reproduce(RunConfig.from_preset(preset, task=options, out=str(folder)))
     return Run.load(folder)
+
+
+def run_cascades(config: dict) -> tuple[Cascade, ...]:
+    """The cascades of a run folder's config.json, in the order of the study (the first is the one the executor
+    check ran). A folder written before a run could hold both families (no 'small_shape' entry, but a small
+    backbone) put the small backbone's members in front of the full model in every one of its cascades."""
+    run, full_layers = RunConfig.from_dict(config["run"]), int(config["full_layers"])
+    if run.small_backbone and "small_shape" not in config:
+        depths = RunConfig(cascades=run.cascades).cascade_depths(full_layers)  # that version's defaults
+        return tuple(Cascade(d, small=True) for d in depths)
+    small = config.get("small_shape")
+    return run.all_cascades(full_layers, small["num_layers"] if small else None)
 
 
 # ----------------------------------------------------------------------------- several runs

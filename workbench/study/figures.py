@@ -21,7 +21,7 @@ import seaborn as sns
 from workbench.measures.calibration import reliability_diagram, reliability_table
 from workbench.methods.points import OperatingPoint
 from workbench.names import COMPLETE_CURVE, EXIT_POLICIES, EXIT_REFERENCES, display_name, parse_reference
-from workbench.runs.folder import load_tables
+from workbench.runs.folder import load_tables, run_cascades
 from workbench.store import environment, read_json, write_json
 
 PALETTE = "colorblind"
@@ -146,8 +146,9 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     settings = {"run": str(run), "task": config["task"]["name"]}
     if len(tables.get("early_exit", ())):
         x = "speedup_flops" if config.get("speedup_unit") == "flops" else "speedup_layers"  # the targets' unit
+        first = run_cascades(config)[0].pair if "full_layers" in config else None  # the executor's cascade
         ax = speed_accuracy(speed_accuracy_curves(tables, x=x), x=x, metric_name=metric,
-                            references=speed_accuracy_references(tables, x=x))
+                            references=speed_accuracy_references(tables, x=x, pair=first))
         ax.set_title(f"{config['task']['name']}: speed vs {metric} (test split, mean over seeds)")
         written += save_figure(ax, out / "speed_accuracy", config=settings)
     if len(tables.get("sufficiency", ())):
@@ -186,9 +187,11 @@ def speed_accuracy_curves(tables: dict[str, pd.DataFrame], *, x: str = "speedup_
     return pd.concat(parts, ignore_index=True)[["method", x, "metric"]].dropna(subset=[x])
 
 
-def speed_accuracy_references(tables: dict[str, pd.DataFrame], *, x: str = "speedup_layers") -> pd.DataFrame | None:
+def speed_accuracy_references(tables: dict[str, pd.DataFrame], *, x: str = "speedup_layers",
+                               pair: str | None = None) -> pd.DataFrame | None:
     """The reference lines of the speed-accuracy figure: oracle exit, random exit, and the random and oracle
-    escalation of the first two-member cascade, averaged over seeds, against speed-up `x`."""
+    escalation of the two-member cascade `pair` (e.g. 'small-1L>12L'; default the first in the main table),
+    averaged over seeds, against speed-up `x`."""
     refs, main = tables.get("exit_references"), tables.get("main")
     parts = []
     if refs is not None and x in refs:  # oracle exit: one point per seed, averaged; random exit: a line on a grid
@@ -201,7 +204,8 @@ def speed_accuracy_references(tables: dict[str, pd.DataFrame], *, x: str = "spee
         kinds = main["method"].map(parse_reference)
         lines = main[kinds.map(lambda k: k is not None and k[0] in ("random", "oracle"))]
         if len(lines):
-            first = parse_reference(lines["method"].iloc[0])[1]  # the first pair, e.g. 1L>6L
+            pairs = set(kinds[lines.index].map(lambda k: k[1]))
+            first = pair if pair in pairs else parse_reference(lines["method"].iloc[0])[1]
             parts.append(lines[kinds[lines.index].map(lambda k: k[1] == first)][["method", x, "metric"]])
     return pd.concat(parts, ignore_index=True).dropna(subset=[x]) if parts else None
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from workbench.config import RunConfig
 from workbench.data.batching import encode
 from workbench.data.registry import prepare_task
-from workbench.measures.analysis import dis_table
+from workbench.measures.analysis import BeyondCeiling, dis_table
 from workbench.measures.cost import EncoderShape
 from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.executor import run_cascade, run_early_exit, run_full
@@ -65,7 +65,8 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
     tables["sufficiency"] = sufficiency_table(outputs, study, target=config.sufficiency_target)
     cascades = config.all_cascades(study.full_layers, small_layers)
     exits = [m for m in EXIT_POLICIES if (outputs["model"] == m).any()]
-    hybrids = [c.members()[0] for c in cascades if len(c.depths) == 2] if "deebert" in exits else []
+    hybrids = list(dict.fromkeys(c.members()[0] for c in cascades if len(c.depths) == 2)) if "deebert" in exits \
+        else []
     answers, references, reference_rows, sweeps = [], {}, [], []
     for seed in config.seeds:
         for target in config.targets:
@@ -79,7 +80,7 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
                 members = cascade.members()
                 try:
                     refs = cascade_references(outputs, study, members[0], members[-1], target, seed)
-                except ValueError:  # the target exceeds this pair's ceiling
+                except BeyondCeiling:  # the target exceeds this pair's ceiling
                     continue
                 reference_rows.append({"pair": cascade.pair, "target_speedup": target, "seed": seed, **refs})
                 for kind in ("random", "oracle", "ceiling"):

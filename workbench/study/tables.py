@@ -109,7 +109,8 @@ def early_exit_sweeps(outputs: pd.DataFrame, study: Study, *, split: str = "test
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def exit_references(outputs: pd.DataFrame, study: Study, *, model: str = "deebert", split: str = "test") -> pd.DataFrame:
+def exit_references(outputs: pd.DataFrame, study: Study, *, model: str = "deebert",
+                    split: str = "test") -> pd.DataFrame:
     """Oracle exit (each example at its first correct exit) and the random-exit line, per seed, with their
     speed-ups in layers and FLOPs. A random exit at mean layers l costs, in expectation, l times the mean
     FLOPs of one layer and its off-ramp, since where an example stops does not depend on the example."""
@@ -222,7 +223,8 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
         metrics = [a.metric for a in group]
         row = {"task": study.task, "method": method, "target_speedup": target, "speedup_unit": study.unit,
                "thresholds": " | ".join(a.setting for a in group), "metric_name": study.metric,
-               "metric": float(np.mean(metrics)), "metric_sd": float(np.std(metrics, ddof=1)) if len(metrics) > 1 else 0.0,
+               "metric": float(np.mean(metrics)),
+               "metric_sd": float(np.std(metrics, ddof=1)) if len(metrics) > 1 else 0.0,
                "seeds": len(group), "ci_low": np.nan, "ci_high": np.nan, "verdict": "",
                "speedup_layers": float(np.mean([a.speedup_layers for a in group])),
                "speedup_flops": float(np.mean([a.speedup_flops for a in group])),  # NaN when a cost is unknown
@@ -333,8 +335,16 @@ def results_table(main: pd.DataFrame) -> pd.DataFrame:
 
     rows["cell"] = rows.apply(cell, axis=1)
     rows["rank"] = rows["method"].map(method_rank)
-    names = rows.dropna(subset=["metric_name"]).groupby("task")["metric_name"].first()
-    rows["column"] = rows["task"].map(lambda t: f"{t} ({names[t]})" if t in names else t)
+    known = rows.dropna(subset=["metric_name"])
+    names = known.groupby("task")["metric_name"].first()
+    units = (known.groupby("task")["speedup_unit"].first() if "speedup_unit" in known
+             else pd.Series(dtype=object))  # a task whose targets were FLOPs says so in its column
+
+    def column(task: str) -> str:
+        if task not in names:
+            return task
+        return f"{task} ({names[task]}{', FLOPs targets' if units.get(task) == 'flops' else ''})"
+    rows["column"] = rows["task"].map(column)
     table = rows.pivot_table(index=["target_speedup", "rank", "method"], columns="column", values="cell",
                              aggfunc="first", fill_value="").reset_index().rename_axis(columns=None)
     return table.drop(columns="rank")

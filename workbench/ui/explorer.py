@@ -86,7 +86,7 @@ class ExplorerUI:
 
     def _set_grid(self) -> None:
         method, policy = self.method.value, self.policy.value
-        chosen = self.data.operating_param(method, policy, self.target)
+        chosen = np.atleast_1d(self.data.operating_param(method, policy, self.target))[0]  # one slider: the first
         grid = np.unique(np.append(self.data.grid(method, policy), chosen))
         options = list({_label(policy, v): float(v) for v in grid[::-1]}.items())[::-1]  # labels unique
         self.param.options = options

@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.config import RunConfig
 from workbench.measures.cost import EncoderShape
 from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.exits import ExitOutputs, default_grid, sweep
 from workbench.methods.points import (OperatingPoint, Study, cascade_point, exit_point, tuned_cascade_point,
                                       tuned_exit_point)
 from workbench.names import CASCADE_POLICIES, EXIT_POLICIES, claims_cascade, exit_rules, members_label, parse_cascade
-from workbench.runs.folder import load_run, run_texts
+from workbench.runs.folder import load_run, run_cascades, run_texts
 
 
 # ----------------------------------------------------------------------------- methods
@@ -91,28 +90,12 @@ def run_methods(outputs: pd.DataFrame, config: dict) -> dict[str, Method]:
     separate small backbone ('small-<k>L' members) first."""
     models = set(outputs["model"].unique())
     found = {m: Method(m, (m,)) for m in sorted(models) if exit_rules(m) is not None}
-    small = config.get("small_shape")
-    for cascade in _run_cascades(config, small["num_layers"] if small else None):
+    for cascade in run_cascades(config):
         for regularized in (False, True):
             members = cascade.members(regularized=regularized)
             if set(members) <= models:
                 found[cascade.label(regularized=regularized)] = Method(cascade.label(regularized=regularized), members)
     return found
-
-
-def _run_cascades(config: dict, small_layers: int | None) -> tuple:
-    """The run's cascades; a folder written before the small backbone's sizes were stored reads them from the
-    backbone, or shows only the cascades of its own backbone when that cannot be read."""
-    run = RunConfig.from_dict(config["run"])
-    full_layers = int(config["full_layers"])
-    if run.small_backbone and small_layers is None:
-        from workbench.models.backbones import backbone_layers
-        try:
-            small_layers = backbone_layers(run.small_backbone)
-        except (OSError, ValueError) as err:
-            warnings.warn(f"the small backbone {run.small_backbone!r} cannot be read ({err}); its cascades are left out")
-            return tuple(c for c in run.all_cascades(full_layers, full_layers) if not c.small)
-    return run.all_cascades(full_layers, small_layers)
 
 
 def available_methods(outputs: pd.DataFrame, config: dict) -> tuple[str, ...]:
@@ -124,6 +107,14 @@ def study_of(config: dict) -> Study:
     """The `Study` context (task, metric, backbone sizes, unit of the targets) of a run folder's config.json."""
     task = config["task"]
     small = config.get("small_shape")
+    backbone = config["run"].get("small_backbone")
+    if small is None and backbone and "small_shape" not in config:  # a folder written before sizes were stored
+        from workbench.models.backbones import backbone_config
+        try:
+            small = dataclasses.asdict(EncoderShape.of_config(backbone_config(backbone)))
+        except (OSError, ValueError) as err:
+            warnings.warn(f"sizes of the small backbone {backbone!r} are not available ({err}); its members' FLOPs "
+                          "are unknown")
     return Study(task=task["name"], metric=task["metric"], full_layers=int(config["full_layers"]),
                  shape=EncoderShape(**config["shape"]), num_labels=int(task["num_labels"]),
                  unit=config.get("speedup_unit", "layers"), small_shape=EncoderShape(**small) if small else None)
@@ -213,11 +204,12 @@ def explorer_curve(outputs: pd.DataFrame, *, study: Study, method: str | Sequenc
 
 
 def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequence[str], policy: str,
-                    target: float = 3.0, seed: int = 0, tune: str = "tune", split: str = "test") -> float:
+                    target: float = 3.0, seed: int = 0, tune: str = "tune",
+                    split: str = "test") -> float | tuple[float, ...]:
     """The parameter the study would use for `target` speed-up (in the study's unit): chosen on the `tune` split
-    exactly as in the main table (`points.tuned_exit_point`, `points.tuned_cascade_point`; a cascade's first
-    threshold). When that is not possible (no tune rows, target unreachable), the grid value whose speed-up
-    in layers on `split` is closest to `target`."""
+    exactly as in the main table (`points.tuned_exit_point`; for a cascade `points.tuned_cascade_point`, one
+    threshold per non-final member, as a tuple). When that is not possible (no tune rows, target
+    unreachable), the grid value whose speed-up in layers on `split` is closest to `target`."""
     m = resolve_method(method)
     chosen = None
     if (outputs["split"] == tune).any():
@@ -228,7 +220,7 @@ def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequen
             chosen = tuned_exit_point(outputs, study, m.members[0], target, seed, policy=policy, tune=tune,
                                       test=split)
     if chosen is not None:
-        return chosen.param
+        return tuple(chosen.values) if m.is_cascade else chosen.param
     curve = explorer_curve(outputs, study=study, method=m, policy=policy, split=split, seed=seed)
     return float(curve["param"].iloc[int(np.argmin(np.abs(curve["speedup_layers"].to_numpy() - target)))])
 
@@ -313,7 +305,8 @@ class ExplorerData:
         return point_from_view(self.outputs, self._view(m), study=self.study, method=m, policy=policy, param=param,
                                texts=self.texts, split=self.split, seed=self.seed)
 
-    def operating_param(self, method: str | Sequence[str], policy: str, target: float = 3.0) -> float:
+    def operating_param(self, method: str | Sequence[str], policy: str,
+                        target: float = 3.0) -> float | tuple[float, ...]:
         """:func:`operating_param` (chosen on tune for `target`) for this run's seed (cached)."""
         m = self.method(method)
         key = ("param", m.members, policy, target)
