@@ -81,3 +81,16 @@ def test_reference_rows_carry_the_tasks_metric():
     table = summarize_answers([], f1_study, references={("oracle cascade 1L>4L", 2.0): [
         {"metric": refs["oracle"], "speedup_layers": refs["speedup_layers"], "speedup_flops": refs["speedup_flops"]}]})
     assert table.loc[0, "metric_name"] == "f1"
+
+
+def test_the_speed_accuracy_figure_draws_more_methods_than_its_palette_has_colours():
+    import matplotlib
+    matplotlib.use("Agg")
+    from workbench.study.figures import speed_accuracy
+    curves = pd.DataFrame([{"method": f"method {i:02d}", "speedup_flops": s, "metric": 80 - i - s}
+                           for i in range(14) for s in (1.0, 2.0, 4.0)])
+    ax = speed_accuracy(curves, x="speedup_flops")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert len(lines) == 14
+    seen = {(line.get_color(), line.get_linestyle()) for line in lines.values()}
+    assert len(seen) == 14  # colours repeat only with another line style

@@ -45,10 +45,13 @@ def speed_accuracy(curves: pd.DataFrame, *, ax=None, x: str = "speedup_layers", 
     """Speed-accuracy curves: one line per `method` of `curves` (columns method, `x`, metric); dashed
     reference lines (random, oracle) from `references` with the same columns."""
     ax = _axes(ax, figsize=(9, 4.5))
-    colors = dict(zip(sorted(curves["method"].unique()), sns.color_palette(PALETTE, 10)))
+    methods = sorted(curves["method"].unique())
+    palette = sns.color_palette(PALETTE)  # beyond its colours, the next methods repeat them with other line styles
+    styles = {m: (palette[i % len(palette)], ("-", "--", "-.", ":")[i // len(palette) % 4]) for i, m in enumerate(methods)}
     for method, group in curves.groupby("method", sort=True):
         group = group.sort_values(x)
-        ax.plot(group[x], group["metric"], marker="o", ms=3, label=method, color=colors[method])
+        color, line = styles[method]
+        ax.plot(group[x], group["metric"], marker="o", ms=3, label=method, color=color, linestyle=line)
     if references is not None:
         styles = itertools.cycle(("--", ":", "-.", (0, (5, 1, 1, 1))))
         for method, group in references.groupby("method", sort=True):
@@ -149,6 +152,9 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
         first = run_cascades(config)[0].pair if "full_layers" in config else None  # the executor's cascade
         ax = speed_accuracy(speed_accuracy_curves(tables, x=x), x=x, metric_name=metric,
                             references=speed_accuracy_references(tables, x=x, pair=first))
+        targets = (config.get("run") or {}).get("targets") or []
+        if targets:  # beyond twice the highest target only the small members alone remain: leave them out of view
+            ax.set_xlim(0.8, max(ax.get_xlim()[0], 2 * max(targets)) + 0.2)
         ax.set_title(f"{config['task']['name']}: speed vs {metric} (test split, mean over seeds)")
         written += save_figure(ax, out / "speed_accuracy", config=settings)
     if len(tables.get("sufficiency", ())):
