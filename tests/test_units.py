@@ -167,3 +167,17 @@ def test_a_hybrid_point_reads_as_its_two_rules():
     assert point.rule_text() == f"max prob > {tau:.4g}, then entropy < {entropy:.4g}"
     assert point.exits == (1, 1, 2, 3, 4, 5, 6)  # the small model, then DeeBERT's exits
     assert set(point.layers_executed) <= {1 + k for k in range(0, 7)}
+
+
+def test_the_explorers_fallback_is_in_the_studys_unit_too():
+    """Without a tune split, the explorer takes the grid value closest to the target on test, measured in the
+    unit of the targets."""
+    from workbench.ui.state import explorer_curve, explorer_state, operating_param
+    label, test_only = "cascade small-1L>6L", FRAME[FRAME["split"] == "test"]
+    chosen = operating_param(test_only, study=STUDY, method=label, policy="maxprob", target=3.0)
+    curve = explorer_curve(test_only, study=STUDY, method=label, policy="maxprob")
+    flops = np.array([explorer_state(test_only, study=STUDY, method=label, policy="maxprob", param=p).speedup_flops
+                      for p in curve["param"]])
+    assert chosen == curve["param"].iloc[int(np.argmin(np.abs(flops - 3.0)))]
+    by_layers = curve["param"].iloc[int(np.argmin(np.abs(curve["speedup_layers"].to_numpy() - 3.0)))]
+    assert chosen != by_layers  # the narrow member is cheap: in layers another setting would look closest

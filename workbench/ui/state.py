@@ -209,7 +209,7 @@ def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequen
     """The parameter the study would use for `target` speed-up (in the study's unit): chosen on the `tune` split
     exactly as in the main table (`points.tuned_exit_point`; for a cascade `points.tuned_cascade_point`, one
     threshold per non-final member, as a tuple). When that is not possible (no tune rows, target
-    unreachable), the grid value whose speed-up in layers on `split` is closest to `target`."""
+    unreachable), the grid value whose speed-up (in the study's unit) on `split` is closest to `target`."""
     m = resolve_method(method)
     chosen = None
     if (outputs["split"] == tune).any():
@@ -222,7 +222,12 @@ def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequen
     if chosen is not None:
         return tuple(chosen.values) if m.is_cascade else chosen.param
     curve = explorer_curve(outputs, study=study, method=m, policy=policy, split=split, seed=seed)
-    return float(curve["param"].iloc[int(np.argmin(np.abs(curve["speedup_layers"].to_numpy() - target)))])
+    speedups = curve["speedup_layers"].to_numpy()
+    if study.unit == "flops":  # the fallback, too, in the unit of the targets
+        view = view_of(outputs, m, split=split, seed=seed)
+        speedups = np.array([point_from_view(outputs, view, study=study, method=m, policy=policy, param=p,
+                                             split=split, seed=seed).speedup_flops for p in curve["param"]])
+    return float(curve["param"].iloc[int(np.nanargmin(np.abs(speedups - target)))])
 
 
 # ----------------------------------------------------------------------------- a run folder, cached
