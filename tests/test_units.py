@@ -8,9 +8,8 @@ import pytest
 from workbench.measures.cost import EncoderShape, complete_flops, exit_flops
 from workbench.methods.cascade import CascadeOutputs, route, thresholds_for_speedup
 from workbench.methods.exits import ExitOutputs, apply_policy, choose_for_speedup
-from workbench.methods.hybrid import hybrid_costs, route_hybrid, tune_hybrid
-from workbench.methods.points import (Study, static_point, static_speedup, tuned_cascade_point, tuned_exit_point,
-                                      tuned_hybrid_point)
+from workbench.methods.hybrid import hybrid_costs, route_hybrid, tune_hybrid, tuned_hybrid_point
+from workbench.methods.points import Study, static_point, static_speedup, tuned_cascade_point, tuned_exit_point
 from workbench.runs.outputs import outputs_frame
 
 WIDE, NARROW = EncoderShape(64, 256, 6), EncoderShape(32, 128, 2)

@@ -6,17 +6,22 @@ stops at its first exit whose rule fires (entropy < threshold), else at its last
 pays for the small model and for every layer (and off-ramp) of the early-exit model it ran.
 
 Like cascades, the routing is a pure function of the stored outputs; `tune_hybrid` chooses both values on a
-tune split for a target speed-up.
+tune split for a target speed-up, and `hybrid_point` / `tuned_hybrid_point` turn them into operating points.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from workbench.measures.cost import complete_flops
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import largest_threshold
 from workbench.methods.exits import ExitOutputs, apply_policy
+from workbench.methods.points import OperatingPoint, Study, complete_rows, exit_costs, need_costs, token_counts
+from workbench.names import hybrid_label, try_parse_model
+from workbench.runs.outputs import prob_matrix
 
 
 @dataclass(frozen=True)
@@ -77,3 +82,60 @@ def tune_hybrid(small_probs: np.ndarray, exits: ExitOutputs, target: float, *, c
         if best_key is None or key > best_key:
             best, best_key = (tau, float(param)), key
     return best
+
+
+# ----------------------------------------------------------------------------- operating points
+
+
+def _hybrid_parts(outputs: pd.DataFrame, study: Study, small: str, exit_model: str, split: str, seed: int):
+    """(small model's probs [n, C], the exit model's outputs, costs in layers [1 + m], costs in FLOPs [n, 1 + m]
+    or None, full FLOPs [n] or None), aligned by example."""
+    exits = ExitOutputs.from_outputs(outputs, model=exit_model, split=split, seed=seed)
+    rows = complete_rows(outputs, small, split, seed)
+    if not np.array_equal(rows["example_id"].to_numpy(dtype=str), exits.example_ids.astype(str)):
+        raise ValueError(f"{small!r} and {exit_model!r} answered different examples of split {split!r}, seed {seed}")
+    depth = try_parse_model(small).depth
+    probs = prob_matrix(rows)
+    layers = hybrid_costs(depth, exits.layers.astype(np.float64))[0]
+    flops = full = None
+    tokens = rows["tokens"].to_numpy() if "tokens" in rows else None
+    exit_cost, full = exit_costs(study, token_counts(outputs, exit_model, split, seed, exits.example_ids),
+                                 exits.num_exits)
+    if tokens is not None and exit_cost is not None:
+        flops = hybrid_costs(complete_flops(study.shape_of(small), depth, tokens, study.num_labels), exit_cost)
+    return probs, exits, layers, flops, full
+
+
+def hybrid_point(outputs: pd.DataFrame, study: Study, small: str, tau: float, param: float, *, split: str,
+                 seed: int, exit_model: str = "deebert", policy: str = "entropy",
+                 target: float | None = None) -> OperatingPoint:
+    """The hybrid of `small` (a complete model) then `exit_model` at one setting, on one split."""
+    probs, exits, layers, flops, full = _hybrid_parts(outputs, study, small, exit_model, split, seed)
+    routing = route_hybrid(probs, exits, tau, policy=policy, param=param)
+    parsed = try_parse_model(small)
+    return OperatingPoint(
+        method=hybrid_label(parsed.depth, small=parsed.family == "small"), members=(small, exit_model),
+        policy=f"maxprob+{policy}", values=(float(tau), float(param)), setting=f"tau={tau:.4f},{policy}={param:.4g}",
+        target=target, split=split, seed=seed, metric_name=study.metric, full_layers=study.full_layers,
+        exits=(parsed.depth, *(int(layer) for layer in exits.layers)), example_ids=exits.example_ids,
+        labels=exits.labels, pred=routing.pred, confidence=routing.confidence, exit_index=routing.exit_index,
+        layers_executed=layers[routing.exit_index],
+        flops=None if flops is None else flops[np.arange(exits.n), routing.exit_index], full_flops=full)
+
+
+def tuned_hybrid_point(outputs: pd.DataFrame, study: Study, small: str, target: float, seed: int, *,
+                       exit_model: str = "deebert", policy: str = "entropy", grid=None, tune: str = "tune",
+                       test: str = "test") -> OperatingPoint | None:
+    """Both values of the hybrid chosen on `tune` for `target` (in the study's unit), applied on `test`."""
+    probs, exits, layers, flops, full = _hybrid_parts(outputs, study, small, exit_model, tune, seed)
+    if study.unit == "flops":
+        costs, budget = need_costs(flops, small), float(np.mean(need_costs(full, exit_model)))
+    else:
+        costs, budget = layers, float(study.full_layers)
+    grid = np.linspace(0.0, np.log(study.num_labels), 21) if grid is None else grid
+    found = tune_hybrid(probs, exits, target, costs=costs, full=budget, metric=study.metric, grid=grid,
+                        policy=policy)
+    if found is None:
+        return None
+    return hybrid_point(outputs, study, small, *found, split=test, seed=seed, exit_model=exit_model, policy=policy,
+                        target=target)

@@ -10,8 +10,9 @@ Builders, all pure functions of the outputs table:
 - :func:`exit_point`, :func:`cascade_point`: a setting given by hand;
 - :func:`tuned_exit_point`, :func:`tuned_cascade_point`: the setting chosen on the tune split for a target
   speed-up (the paper's protocol), applied to the test split; None when the target is unreachable;
-- :func:`static_point`: the costliest complete model that reaches a target;
-- :func:`hybrid_point`, :func:`tuned_hybrid_point`: a small complete model, then DeeBERT.
+- :func:`static_point`: the costliest complete model that reaches a target.
+
+The hybrid's points (a small complete model, then DeeBERT) are built in `workbench.methods.hybrid`.
 
 Targets are speed-ups in the study's unit (`Study.unit`): 'layers' (the paper's L / mean layers executed) or
 'flops' (mean FLOPs of the full model / mean FLOPs spent, every evaluated off-ramp head included), which
@@ -29,10 +30,8 @@ from workbench.measures.cost import EncoderShape, complete_flops, exit_flops, la
 from workbench.measures.metrics import task_metric
 from workbench.methods.cascade import CascadeOutputs, route, thresholds_for_speedup
 from workbench.methods.exits import ExitOutputs, apply_policy, choose_for_speedup
-from workbench.methods.hybrid import hybrid_costs, route_hybrid, tune_hybrid
-from workbench.names import (EXIT_POLICIES, complete_name, exit_rules, hybrid_label, is_small_member, static_label,
+from workbench.names import (EXIT_POLICIES, complete_name, exit_rules, is_small_member, static_label,
                              try_parse_model)
-from workbench.runs.outputs import prob_matrix
 
 EXAMPLE_COLUMNS = ("example_id", "text", "label", "pred", "exit_layer", "layers_executed", "confidence", "correct",
                    "early")
@@ -220,7 +219,8 @@ def member_costs(outputs: pd.DataFrame, study: Study, members, depths, split: st
     return flops, complete_flops(study.shape, study.full_layers, tokens[-1], study.num_labels)
 
 
-def _need(cost, what: str):
+def need_costs(cost, what: str):
+    """`cost`, or a clear error when targets in FLOPs cannot be priced."""
     if cost is None:
         raise ValueError(f"{what}: targets in FLOPs need the outputs' token counts (a 'tokens' column) and the sizes "
                          "of every member's backbone (the small backbone's for 'small-' members)")
@@ -275,7 +275,7 @@ def tuned_exit_point(outputs: pd.DataFrame, study: Study, model: str, target: fl
     flops = full = None
     if study.unit == "flops":
         flops, full = exit_costs(study, token_counts(outputs, model, tune, seed, tuned.example_ids), tuned.num_exits)
-        _need(flops, model)
+        need_costs(flops, model)
     param = choose_for_speedup(tuned, policy, target, full_layers=study.full_layers, grid=grid, by=study.unit,
                                exit_flops=flops, full_flops=full)
     if param is None:
@@ -293,7 +293,7 @@ def tuned_cascade_point(outputs: pd.DataFrame, study: Study, members: tuple[str,
     member_flops = full = None
     if study.unit == "flops":
         member_flops, full = member_costs(outputs, study, members, tuned.depths, tune, seed, tuned.example_ids)
-        _need(member_flops, label)
+        need_costs(member_flops, label)
     thresholds = thresholds_for_speedup(tuned, target, full_layers=study.full_layers, metric=study.metric,
                                         by=study.unit, member_flops=member_flops, full_flops=full)
     if thresholds is None:
@@ -303,9 +303,18 @@ def tuned_cascade_point(outputs: pd.DataFrame, study: Study, members: tuple[str,
                          target=target)
 
 
-def _complete_rows(outputs: pd.DataFrame, model: str, split: str, seed: int) -> pd.DataFrame:
+def complete_rows(outputs: pd.DataFrame, model: str, split: str, seed: int) -> pd.DataFrame:
+    """One model's rows of one split and seed, by example_id (as text)."""
     rows = outputs[(outputs["model"] == model) & (outputs["split"] == split) & (outputs["seed"] == seed)]
     return rows.assign(example_id=rows["example_id"].astype(str)).sort_values("example_id")
+
+
+def _full_tokens(outputs: pd.DataFrame, study: Study, rows: pd.DataFrame, split: str, seed: int) -> np.ndarray:
+    """Token counts of the full model on the examples of `rows` (sorted by example_id), as the other methods
+    price it; the rows' own counts when the full model is not in the table for these examples."""
+    full_rows = complete_rows(outputs, complete_name(study.full_layers), split, seed)
+    aligned = len(full_rows) and np.array_equal(full_rows["example_id"].to_numpy(), rows["example_id"].to_numpy())
+    return full_rows["tokens"].to_numpy() if aligned else rows["tokens"].to_numpy()
 
 
 def static_speedup(outputs: pd.DataFrame, study: Study, model: str, depth: int, split: str, seed: int, *,
@@ -315,12 +324,11 @@ def static_speedup(outputs: pd.DataFrame, study: Study, model: str, depth: int, 
     the one head each of them pays (so that complete-kL of the run's backbone is exactly L / k)."""
     if study.unit == "layers":
         return study.full_layers / depth
-    rows = _complete_rows(outputs, model, split, seed)
+    rows = complete_rows(outputs, model, split, seed)
     if rows.empty:
         return float("nan")
-    tokens = _need(rows["tokens"].to_numpy() if "tokens" in rows else None, model)
-    full_rows = _complete_rows(outputs, complete_name(study.full_layers), split, seed)
-    full_tokens = full_rows["tokens"].to_numpy() if len(full_rows) else tokens
+    tokens = need_costs(rows["tokens"].to_numpy() if "tokens" in rows else None, model)
+    full_tokens = _full_tokens(outputs, study, rows, split, seed)
     if encoder_only:
         return float(study.full_layers * np.mean(layer_flops(study.shape, full_tokens))
                      / (depth * np.mean(layer_flops(study.shape_of(model), tokens))))
@@ -347,14 +355,12 @@ def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, 
     if not candidates:
         return None
     _, small, k, model = min(candidates)  # the lowest speed-up that reaches the target; the run's backbone first
-    rows = _complete_rows(outputs, model, split, seed)
+    rows = complete_rows(outputs, model, split, seed)
     flops = full = None
-    if "tokens" in rows:  # the full model on its own tokens (when it is in the table), as for the other methods
-        full_rows = _complete_rows(outputs, complete_name(study.full_layers), split, seed)
-        aligned = len(full_rows) and np.array_equal(full_rows["example_id"].to_numpy(), rows["example_id"].to_numpy())
-        full_tokens = full_rows["tokens"].to_numpy() if aligned else rows["tokens"].to_numpy()
+    if "tokens" in rows:
         flops = complete_flops(study.shape_of(model), k, rows["tokens"].to_numpy(), study.num_labels)
-        full = complete_flops(study.shape, study.full_layers, full_tokens, study.num_labels)
+        full = complete_flops(study.shape, study.full_layers, _full_tokens(outputs, study, rows, split, seed),
+                              study.num_labels)
     return OperatingPoint(
         method=static_label(k, small=small), members=(model,), policy="static", values=(float(k),),
         setting=f"k={k}", target=target, split=split, seed=seed, metric_name=study.metric,
@@ -362,60 +368,3 @@ def static_point(outputs: pd.DataFrame, study: Study, target: float, seed: int, 
         labels=rows["label"].to_numpy(), pred=rows["pred"].to_numpy(), confidence=rows["confidence"].to_numpy(),
         exit_index=np.zeros(len(rows), dtype=int), layers_executed=np.full(len(rows), k), flops=flops,
         full_flops=full)
-
-
-# ----------------------------------------------------------------------------- hybrid
-
-
-def _hybrid_parts(outputs: pd.DataFrame, study: Study, small: str, exit_model: str, split: str, seed: int):
-    """(small model's probs [n, C], the exit model's outputs, costs in layers [1 + m], costs in FLOPs [n, 1 + m]
-    or None, full FLOPs [n] or None), aligned by example."""
-    exits = ExitOutputs.from_outputs(outputs, model=exit_model, split=split, seed=seed)
-    rows = _complete_rows(outputs, small, split, seed)
-    if not np.array_equal(rows["example_id"].to_numpy(dtype=str), exits.example_ids.astype(str)):
-        raise ValueError(f"{small!r} and {exit_model!r} answered different examples of split {split!r}, seed {seed}")
-    depth = try_parse_model(small).depth
-    probs = prob_matrix(rows)
-    layers = hybrid_costs(depth, exits.layers.astype(np.float64))[0]
-    flops = full = None
-    tokens = rows["tokens"].to_numpy() if "tokens" in rows else None
-    exit_cost, full = exit_costs(study, token_counts(outputs, exit_model, split, seed, exits.example_ids),
-                                 exits.num_exits)
-    if tokens is not None and exit_cost is not None:
-        flops = hybrid_costs(complete_flops(study.shape_of(small), depth, tokens, study.num_labels), exit_cost)
-    return probs, exits, layers, flops, full
-
-
-def hybrid_point(outputs: pd.DataFrame, study: Study, small: str, tau: float, param: float, *, split: str,
-                 seed: int, exit_model: str = "deebert", policy: str = "entropy",
-                 target: float | None = None) -> OperatingPoint:
-    """The hybrid of `small` (a complete model) then `exit_model` at one setting, on one split."""
-    probs, exits, layers, flops, full = _hybrid_parts(outputs, study, small, exit_model, split, seed)
-    routing = route_hybrid(probs, exits, tau, policy=policy, param=param)
-    parsed = try_parse_model(small)
-    return OperatingPoint(
-        method=hybrid_label(parsed.depth, small=parsed.family == "small"), members=(small, exit_model),
-        policy=f"maxprob+{policy}", values=(float(tau), float(param)), setting=f"tau={tau:.4f},{policy}={param:.4g}",
-        target=target, split=split, seed=seed, metric_name=study.metric, full_layers=study.full_layers,
-        exits=(parsed.depth, *(int(layer) for layer in exits.layers)), example_ids=exits.example_ids,
-        labels=exits.labels, pred=routing.pred, confidence=routing.confidence, exit_index=routing.exit_index,
-        layers_executed=layers[routing.exit_index],
-        flops=None if flops is None else flops[np.arange(exits.n), routing.exit_index], full_flops=full)
-
-
-def tuned_hybrid_point(outputs: pd.DataFrame, study: Study, small: str, target: float, seed: int, *,
-                       exit_model: str = "deebert", policy: str = "entropy", grid=None, tune: str = "tune",
-                       test: str = "test") -> OperatingPoint | None:
-    """Both values of the hybrid chosen on `tune` for `target` (in the study's unit), applied on `test`."""
-    probs, exits, layers, flops, full = _hybrid_parts(outputs, study, small, exit_model, tune, seed)
-    if study.unit == "flops":
-        costs, budget = _need(flops, small), float(np.mean(_need(full, exit_model)))
-    else:
-        costs, budget = layers, float(study.full_layers)
-    grid = np.linspace(0.0, np.log(study.num_labels), 21) if grid is None else grid
-    found = tune_hybrid(probs, exits, target, costs=costs, full=budget, metric=study.metric, grid=grid,
-                        policy=policy)
-    if found is None:
-        return None
-    return hybrid_point(outputs, study, small, *found, split=test, seed=seed, exit_model=exit_model, policy=policy,
-                        target=target)

@@ -30,8 +30,8 @@ from workbench.measures.analysis import BeyondCeiling, dis_table
 from workbench.measures.cost import EncoderShape
 from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.executor import run_cascade, run_early_exit, run_full
-from workbench.methods.points import (Study, member_costs, static_point, tuned_cascade_point, tuned_exit_point,
-                                      tuned_hybrid_point)
+from workbench.methods.hybrid import tuned_hybrid_point
+from workbench.methods.points import Study, member_costs, static_point, tuned_cascade_point, tuned_exit_point
 from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
