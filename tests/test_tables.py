@@ -94,3 +94,24 @@ def test_the_speed_accuracy_figure_draws_more_methods_than_its_palette_has_colou
     assert len(lines) == 14
     seen = {(line.get_color(), line.get_linestyle()) for line in lines.values()}
     assert len(seen) == 14  # colours repeat only with another line style
+
+
+def test_gap_closed_table_leaves_out_gaps_narrower_than_one_test_example():
+    from workbench.methods.points import OperatingPoint
+    from workbench.study.tables import gap_closed_table
+    n = 10  # one example moves accuracy by 10 points
+    labels = np.zeros(n, dtype=int)
+    pred = np.array([0] * 6 + [1] * 4)  # 60.0
+
+    def point(seed):
+        return OperatingPoint(method="cascade 1L>2L", members=("complete-1L", "complete-2L"), policy="maxprob",
+                              values=(0.9,), setting="tau=0.9", target=2.0, split="test", seed=seed,
+                              metric_name="accuracy", full_layers=2, exits=(1, 2), example_ids=np.arange(n),
+                              labels=labels, pred=pred, confidence=np.ones(n), exit_index=np.zeros(n, dtype=int),
+                              layers_executed=np.ones(n), flops=None, full_flops=None)
+
+    refs = pd.DataFrame([{"pair": "1L>2L", "target_speedup": 2.0, "seed": 0, "random": 50.0, "oracle": 70.0},
+                         {"pair": "1L>2L", "target_speedup": 2.0, "seed": 1, "random": 50.0, "oracle": 55.0}])
+    table = gap_closed_table([point(0), point(1)], refs, {"cascade 1L>2L": "1L>2L"})
+    row = table.iloc[0]
+    assert row["gap_closed"] == pytest.approx(0.5)  # seed 1's 5-point gap (half an example) is left out, not 2.0

@@ -251,15 +251,21 @@ def oracle_ceiling(a_small, a_large) -> float:
     return 100.0 * float(np.mean(a_small | a_large))
 
 
-def gap_closed(metric: float, random_value: float, oracle_value: float) -> float:
+def gap_closed(metric: float, random_value: float, oracle_value: float, *, min_gap: float = 0.0) -> float:
     """Share of the random-to-oracle gap a policy closes: (metric - random) / (oracle - random).
 
-    0 is no better than random escalation, 1 matches the oracle; nan when oracle and random agree to within
-    GAP_TOLERANCE (relative), where rounding alone would decide the share.
+    0 is no better than random escalation, 1 matches the oracle. nan when oracle and random agree to within
+    GAP_TOLERANCE (relative), where rounding alone would decide the share, or when the gap is smaller than
+    `min_gap` (the step one test example makes, 100/n points): a share of less than one example's worth is
+    noise, and dividing by it gives shares like 10.
 
     >>> gap_closed(82.0, 80.0, 84.0)
     0.5
+    >>> gap_closed(49.2, 48.80, 48.84, min_gap=0.2)
+    nan
     """
+    if abs(oracle_value - random_value) < min_gap:
+        return float("nan")
     if abs(oracle_value - random_value) <= GAP_TOLERANCE * max(1.0, abs(oracle_value)):
         return float("nan")  # no gap to close: a share of it is undefined, not 0 or 1
     return float((metric - random_value) / (oracle_value - random_value))

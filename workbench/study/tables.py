@@ -300,7 +300,8 @@ def gap_closed_table(answers: list[OperatingPoint], references: pd.DataFrame, pa
     """Share of the random-to-oracle escalation gap that each two-member cascade closes, per target (mean
     and sd over seeds), in the task's `metric` (the column is named after it), like the reference lines.
     `references` has one row per (pair, target_speedup, seed) with columns random and oracle; `pairs` maps
-    cascade method names to their pair, e.g. 'cascade+DA 1L>6L' -> '1L>6L'."""
+    cascade method names to their pair, e.g. 'cascade+DA 1L>6L' -> '1L>6L'. A gap narrower than one test
+    example (100/n points) has no share to close: nan, left out of the seed mean."""
     if references.empty:
         return pd.DataFrame()
     refs = references.set_index(["pair", "target_speedup", "seed"])
@@ -313,7 +314,8 @@ def gap_closed_table(answers: list[OperatingPoint], references: pd.DataFrame, pa
         rows.append({"method": a.method, "pair": key[0], "target_speedup": a.target, "seed": a.seed,
                      metric: value, "random_escalation": refs.loc[key, "random"],
                      "oracle_cascade": refs.loc[key, "oracle"],
-                     "gap_closed": gap_closed(value, refs.loc[key, "random"], refs.loc[key, "oracle"])})
+                     "gap_closed": gap_closed(value, refs.loc[key, "random"], refs.loc[key, "oracle"],
+                                              min_gap=100.0 / len(a.labels))})
     return mean_over_seeds(pd.DataFrame(rows), ["method", "pair", "target_speedup"]) if rows else pd.DataFrame()
 
 
