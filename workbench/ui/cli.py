@@ -178,8 +178,52 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
     config = _run_config(a, depths=a.depths, seeds=a.seeds, study=not a.complete_only, targets=a.targets,
                          cascades=tuple(c.depths for c in cascades if not c.small) if cascades else None,
                          small_cascades=tuple(c.depths for c in cascades if c.small) if cascades else None,
-                         difficulty=difficulty, small_backbone=small_model, speedup_unit=a.speedup_unit)
+                         difficulty=difficulty, small_backbone=small_model, speedup_unit=a.speedup_unit,
+                         signals=a.signals, risk=_risk(a.risk))
     reproduce(config, force=True)
+
+
+def _signals(text: str) -> tuple[str, ...]:
+    from workbench.names import SIGNALS
+    names = () if text == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in names if s not in SIGNALS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown signal(s) {unknown}; expected some of {', '.join(SIGNALS)}, "
+                                         "or 'none'")
+    return names
+
+
+def _risk(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    from workbench.methods.risk import Risk
+    try:
+        risk = Risk.parse(text)
+    except ValueError as err:
+        raise ConfigError(f"--risk {text!r}: {err}") from None
+    return risk.delta, risk.eps
+
+
+def cmd_tables(a: argparse.Namespace) -> None:
+    """Recompute every table of a run folder from its stored outputs (no model runs), optionally with other
+    signals or a risk guarantee; the executor and difficulty tables, which need the models, are kept."""
+    from dataclasses import asdict, replace
+
+    from workbench.config import RunConfig
+    from workbench.runs.folder import load_run, load_tables, write_run
+    from workbench.study.figures import write_figures
+    from workbench.study.reproduce import study_tables
+    from workbench.ui.state import study_of
+    outputs, saved = load_run(a.run)
+    kept = {name: table for name, table in load_tables(a.run).items() if name in ("executor", "difficulty")}
+    config = RunConfig.from_dict(saved["run"])
+    config = replace(config, **{k: v for k, v in {"signals": a.signals, "risk": _risk(a.risk)}.items()
+                                if v is not None})
+    small = saved.get("small_shape")
+    tables = {**study_tables(outputs, study_of(saved), config, small["num_layers"] if small else None), **kept}
+    write_run(a.run, tables=tables, config={**saved, "run": asdict(config)})
+    write_figures(a.run, f"{a.run}/figures")
+    print(f"rewrote {len(tables)} tables of {a.run}: {', '.join(sorted(tables))}")
 
 
 def cmd_figures(a: argparse.Namespace) -> None:
@@ -245,12 +289,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--small-model", help="a separately pre-trained model whose complete models go in front of "
                                          "the full one, e.g. minilm (default: minilm with --model mpnet, else none; "
                                          "'none' for none)")
+    g.add_argument("--signals", type=_signals, help="stop/deferral signals tried on DeeBERT and every two-member "
+                                                    "cascade, e.g. 'learned,ensemble' (default: agreement,averaged,"
+                                                    "ensemble,learned; 'none' for none)")
+    g.add_argument("--risk", help="DELTA,EPS: also thresholds with a Learn-then-Test guarantee of at most DELTA "
+                                  "accuracy points below the full model, with probability 1-EPS (e.g. 1,0.1)")
     g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",
                    help="easy = correct in all k seeded runs (default) or correct when held out (k folds)")
     g.add_argument("--difficulty-runs", type=int, default=3, help="k, seeded runs or folds (default: 3)")
     g.add_argument("--da-margin", type=float, default=0.5, help="eps of the difficulty-aware hinge (default: 0.5)")
     g.add_argument("--da-weight", type=float, default=0.5, help="lambda, weight of the regularizer (default: 0.5)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("tables", help="recompute a run folder's tables from its stored outputs",
+                       description=cmd_tables.__doc__)
+    p.add_argument("--run", required=True, help="run folder written by `reproduce`")
+    p.add_argument("--signals", type=_signals, help="signals to try (default: the run's)")
+    p.add_argument("--risk", help="DELTA,EPS for thresholds with a guarantee (default: the run's)")
+    p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("figures", help="regenerate the figures of a run folder", description=cmd_figures.__doc__)
     p.add_argument("--run", required=True, help="run folder written by `reproduce`")
