@@ -92,3 +92,29 @@ def test_routed_cascade_equals_simulation(toy_task, batch_size, refill):
     full = run_full(members[-1], encoded)
     np.testing.assert_array_equal(full.pred, out.probs[:, 2].argmax(-1)[order])
     assert full.seconds > 0 and (full.layers_executed == 4).all()
+
+
+@pytest.mark.parametrize("signal", ["maxprob", "agreement", "averaged", "ensemble", "learned"])
+def test_signal_executor_equals_simulation(pabee, toy_task, signal):
+    from workbench.methods.executor import run_early_exit_signal
+    from workbench.methods.signals import Stages, fit_signal, scoring_folds, stop
+    tok = load_tokenizer("tiny-random-bert")
+    split = toy_task.splits["test"]
+    rows, _ = predict_split(pabee, tok, split, split="test", seed=0, max_length=32)
+    out = ExitOutputs.from_outputs(rows, model=pabee.spec.name, split="test", seed=0)
+    tokens = rows.drop_duplicates("example_id").set_index("example_id").loc[out.example_ids, "tokens"].to_numpy()
+    stages = Stages.of(out, tokens)
+    fitted = fit_signal(signal, stages, folds=2, seed=0)  # fitted on these outputs: enough to compare the two
+    fold = scoring_folds(fitted, out.n, seed=0)
+    scored = fitted.score(stages, fold)
+    order = pd.Index(out.example_ids).get_indexer(split["example_id"].astype(str))
+    encoded = encode(tok, split, 32)
+    used = set()
+    for threshold in _between(scored.score[:, :-1], [0.3, 0.7]):
+        real = run_early_exit_signal(pabee, encoded, fitted, threshold, batch_size=7,
+                                     fold=None if fold is None else fold[order])
+        index = stop(scored, threshold)
+        np.testing.assert_array_equal(real.exit_index, index[order], err_msg=f"{signal} {threshold}")
+        np.testing.assert_array_equal(real.pred, scored.pred[np.arange(out.n), index][order])
+        used |= set(real.exit_index.tolist())
+    assert len(used) > 1

@@ -63,7 +63,7 @@ def test_main_table_schema_and_comparisons(run):
 
 def test_executor_agrees_with_simulation(run):
     executor = load_tables(run)["executor"]
-    assert set(executor["method"]) == {"deebert", "cascade 1L>6L"}
+    assert set(executor["method"]) == {"deebert", "deebert with learned", "cascade 1L>6L"}
     assert (executor["mismatches"] == 0).all()
     assert (executor["speedup_wallclock"] > 0).all()
 
@@ -114,7 +114,7 @@ def test_cascade_with_a_narrower_small_backbone(tmp_path, toy_files, unit):
         assert abs(row["speedup_flops"] - 4.0) < abs(row["speedup_layers"] - 4.0)
     assert rows.loc[("random escalation small-1L>6L", 2.0), "speedup_flops"] == pytest.approx(2.0)
     assert (load_tables(out)["executor"]["mismatches"] == 0).all()
-    assert set(load_tables(out)["executor"]["method"]) == {"deebert", "cascade small-1L>6L"}
+    assert set(load_tables(out)["executor"]["method"]) == {"deebert", "deebert with learned", "cascade small-1L>6L"}
     from workbench.study.figures import speed_accuracy_curves
     tables = load_tables(out)  # the figure is drawn in the run's unit: every curve has FLOPs speed-ups
     curves = speed_accuracy_curves(tables, x="speedup_flops")
@@ -330,5 +330,14 @@ def test_tables_recomputes_a_run_with_a_risk_guarantee(run, tmp_path, capsys):
     controlled = risk[risk["verdict"] == "controlled"]
     assert ((controlled["drop"] > 5.0) == controlled["violated"]).all()
     assert after["executor"].equals(before["executor"])
+    assert main(["execute", "--run", str(copy)]) == 0  # the executor check again, from the cached models
+    again = load_tables(copy)["executor"]
+    assert again["method"].tolist() == before["executor"]["method"].tolist() and (again["mismatches"] == 0).all()
     assert main(["tables", "--run", str(copy), "--risk", "0,0.1"]) == 2
     assert "delta" in capsys.readouterr().err
+
+
+def test_gap_closed_covers_the_cascades_with_a_signal(run):
+    gap = load_tables(run)["gap_closed"]
+    assert {"cascade 1L>6L with learned", "cascade 1L>6L with ensemble"} <= set(gap["method"])
+    assert not gap["method"].str.startswith("deebert").any()  # early exit has its own references

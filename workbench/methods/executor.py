@@ -7,6 +7,9 @@ the real cost. They must return exactly the simulation's predictions and exits (
 - `run_early_exit`: runs a multi-exit model layer by layer; after each layer it evaluates that exit
   on the rows still running, removes the rows that exit, and trims the padding to the longest
   remaining row before the next layer.
+- `run_early_exit_signal`: the same with a stop rule of `workbench.methods.signals` (agreement, ensemble,
+  learned deferral, ...): after each layer the signal is scored on the exits each remaining row has run so
+  far, with the very code the simulation uses, so the two agree by construction.
 - `run_cascade`: runs member 1 on the batch, gathers the rows that did not exit, re-pads them and
   runs the next member on those only, then scatters the answers back in the original order. With
   `refill=True` the rows that escalate wait in a queue per member until a full batch has gathered
@@ -91,6 +94,48 @@ def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_
                 if not keep.any():
                     break
                 rows, streak, previous = rows[~done], streak[keep], previous[keep]
+                width = int(attention[keep].sum(1).max())  # trim padding to the longest remaining row
+                hidden, attention = hidden[keep][:, :width], attention[keep][:, :width]
+    seconds = time.perf_counter() - start
+    return ExecutionResult(exit_index, pred, confidence, exit_index + 1, seconds)
+
+
+def run_early_exit_signal(model, encoded: Encoded, fitted, threshold: float, *, fold: np.ndarray | None = None,
+                          batch_size: int = 32) -> ExecutionResult:
+    """Batched early exit of a `MultiExitModel` that stops where `fitted` (a `signals.FittedSignal`) scores
+    the exit > `threshold` (strict), removing exited rows between layers. `fold` [n] says which fold model
+    scores each example (`signals.scoring_folds`, in the encoded order); the input length in the signal's
+    features is each example's token count."""
+    from workbench.methods.signals import Stages
+    num_exits = len(layer_stack(model.encoder))
+    n = len(encoded)
+    exit_index, pred = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    confidence = np.zeros(n, dtype=np.float64)
+    tokens = np.asarray(encoded.lengths, dtype=np.float64)
+    model.eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
+            batch = collate(encoded, idx)
+            attention = batch["attention_mask"]
+            hidden = embed(model.encoder, batch["input_ids"], batch["token_type_ids"])
+            rows = np.asarray(idx)
+            history = np.zeros((len(rows), 0, 0))
+            for j in range(num_exits):
+                hidden = run_layer(model.encoder, j, hidden, additive_mask(attention, hidden.dtype))
+                probs = torch.softmax(model.exit_logits(j, hidden, attention).double(), dim=-1).numpy()
+                history = probs[:, None] if j == 0 else np.concatenate([history, probs[:, None]], axis=1)
+                stages = Stages(rows.astype(str), np.zeros(len(rows), dtype=np.int64), history, tokens[rows])
+                scored = fitted.score(stages, None if fold is None else fold[rows])
+                leave = scored.score[:, -1] > threshold
+                if j == num_exits - 1:
+                    leave = np.ones(len(rows), dtype=bool)
+                exit_index[rows[leave]], pred[rows[leave]] = j, scored.pred[leave, -1]
+                confidence[rows[leave]] = scored.confidence[leave, -1]
+                if leave.all():
+                    break
+                keep = torch.from_numpy(~leave)
+                rows, history = rows[~leave], history[~leave]
                 width = int(attention[keep].sum(1).max())  # trim padding to the longest remaining row
                 hidden, attention = hidden[keep][:, :width], attention[keep][:, :width]
     seconds = time.perf_counter() - start

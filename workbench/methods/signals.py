@@ -160,8 +160,9 @@ def fit_ensemble(stages: Stages, *, l2: float = 1e-3) -> EnsembleWeights:
 def apply_ensemble(fit: EnsembleWeights, stages: Stages) -> Scored:
     """The cumulative ensemble at every stage: its max probability and argmax."""
     logp = np.log(np.clip(stages.probs, _EPS, 1.0))
-    probs = np.stack([np.exp(log_softmax(np.einsum("njc,j->nc", logp[:, : k + 1], w) + fit.biases[k], axis=-1))
-                      for k, w in enumerate(fit.weights)], axis=1)
+    probs = np.stack([np.exp(log_softmax(np.einsum("njc,j->nc", logp[:, : k + 1], fit.weights[k]) + fit.biases[k],
+                                         axis=-1))
+                      for k in range(stages.num_stages)], axis=1)  # the stages given: all, or the ones run so far
     return Scored("ensemble", probs.max(-1), probs.argmax(-1), probs.max(-1))
 
 
@@ -208,7 +209,7 @@ def apply_deferral(rule: DeferralRule, stages: Stages) -> Scored:
     features = deferral_features(stages)
     score = np.stack([np.full(stages.n, m) if isinstance(m, float)
                       else m.predict_proba(_standardize(features[:, k]))[:, 1]
-                      for k, m in enumerate(rule.models)], axis=1)
+                      for k, m in zip(range(stages.num_stages), rule.models)], axis=1)
     return Scored("learned", score, stages.probs.argmax(-1), stages.probs.max(-1))
 
 
@@ -225,33 +226,58 @@ def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(np.arange(n) % folds)
 
 
-def score_splits(signal: str, tune: Stages, test: Stages, *, folds: int = FOLDS,
-                 seed: int = 0) -> tuple[Scored, Scored]:
-    """The signal on the tune split and on the test split; fitted signals are cross-fitted over `folds` folds
-    of tune, and each test example is scored by one of those fold models."""
+@dataclass(frozen=True)
+class FittedSignal:
+    """A signal ready to score stages: for fitted signals one model per fold of tune, each fitted on the other
+    folds; () for signals that need no fitting."""
+    signal: str
+    models: tuple = ()
+
+    def score(self, stages: Stages, fold: np.ndarray | None = None) -> Scored:
+        """Score `stages` (all of a model's, or only the ones run so far, as an executor has them); with fold
+        models, example i is scored by models[fold[i]]."""
+        if not self.models:
+            return {"maxprob": maxprob_signal, "agreement": agreement_signal, "averaged": averaged_signal}[
+                self.signal](stages)
+        apply = apply_ensemble if self.signal == "ensemble" else apply_deferral
+        shape = stages.probs.shape[:2]
+        score, conf, pred = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64)
+        for f, model in enumerate(self.models):
+            rows = fold == f
+            if rows.any():
+                scored = apply(model, stages.subset(rows))
+                score[rows], pred[rows], conf[rows] = scored.score, scored.pred, scored.confidence
+        return Scored(self.signal, score, pred, conf)
+
+
+def fit_signal(signal: str, tune: Stages, *, folds: int = FOLDS, seed: int = 0) -> FittedSignal:
+    """The signal fitted on tune: for `ensemble` and `learned`, one model per fold of `fold_ids(tune.n, folds,
+    seed)`, fitted on the other folds."""
     if signal not in SIGNALS:
         raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)}")
     if signal not in FITTED:
-        direct = {"maxprob": maxprob_signal, "agreement": agreement_signal, "averaged": averaged_signal}[signal]
-        return direct(tune), direct(test)
+        return FittedSignal(signal)
     if tune.n < 2 * folds:
         raise ValueError(f"signal {signal!r} is cross-fitted over {folds} folds of the tune split, which has only "
                          f"{tune.n} examples; give it at least {2 * folds}")
-    fit, apply = ((fit_ensemble, apply_ensemble) if signal == "ensemble"
-                  else (lambda s: fit_deferral(s, seed=seed), apply_deferral))
+    fit = fit_ensemble if signal == "ensemble" else (lambda s: fit_deferral(s, seed=seed))
     fold = fold_ids(tune.n, folds, seed)
-    test_fold = fold_ids(test.n, folds, seed + 1)
-    parts = [(tune, fold, np.zeros(tune.probs.shape[:2]), np.zeros(tune.probs.shape[:2], dtype=np.int64),
-              np.zeros(tune.probs.shape[:2])),
-             (test, test_fold, np.zeros(test.probs.shape[:2]), np.zeros(test.probs.shape[:2], dtype=np.int64),
-              np.zeros(test.probs.shape[:2]))]
-    for f in range(folds):
-        model = fit(tune.subset(fold != f))
-        for stages, which, score, pred, conf in parts:
-            rows = which == f
-            scored = apply(model, stages.subset(rows))
-            score[rows], pred[rows], conf[rows] = scored.score, scored.pred, scored.confidence
-    return tuple(Scored(signal, score, pred, conf) for _, _, score, pred, conf in parts)
+    return FittedSignal(signal, tuple(fit(tune.subset(fold != f)) for f in range(folds)))
+
+
+def scoring_folds(fitted: FittedSignal, n: int, seed: int) -> np.ndarray | None:
+    """[n] which fold model scores each test example (a seeded draw); None for signals that need no fitting."""
+    return fold_ids(n, len(fitted.models), seed + 1) if fitted.models else None
+
+
+def score_splits(signal: str, tune: Stages, test: Stages, *, folds: int = FOLDS,
+                 seed: int = 0) -> tuple[Scored, Scored]:
+    """The signal on the tune split and on the test split; fitted signals are cross-fitted over `folds` folds
+    of tune (each tune example scored by the model that did not see it), and each test example is scored by
+    one of those fold models (`scoring_folds`)."""
+    fitted = fit_signal(signal, tune, folds=folds, seed=seed)
+    tune_fold = fold_ids(tune.n, folds, seed) if fitted.models else None
+    return fitted.score(tune, tune_fold), fitted.score(test, scoring_folds(fitted, test.n, seed))
 
 
 def score_for_calibration(signal: str, tune: Stages, test: Stages, *,

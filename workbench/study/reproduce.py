@@ -29,7 +29,7 @@ from workbench.data.registry import prepare_task
 from workbench.measures.analysis import BeyondCeiling, dis_table
 from workbench.measures.cost import EncoderShape
 from workbench.methods.cascade import CascadeOutputs, sweep_cascade
-from workbench.methods.executor import run_cascade, run_early_exit, run_full
+from workbench.methods.executor import run_cascade, run_early_exit, run_early_exit_signal, run_full
 from workbench.methods.hybrid import tuned_hybrid_point
 from workbench.methods.points import Study, member_costs, static_point, tuned_cascade_point, tuned_exit_point
 from workbench.models.backbones import backbone_config, load_tokenizer
@@ -45,6 +45,8 @@ from workbench.study.figures import write_figures
 from workbench.study.stages import (complete_model, complete_model_outputs, da_member, deebert_model, difficulty_labels,
                                     early_exit_outputs)
 from workbench.methods.risk import Risk
+from workbench.methods.signal_points import signal_split, tuned_signal_points
+from workbench.methods.signals import fit_signal, scoring_folds
 from workbench.study.signal_tables import risk_table, signal_answers, signal_auroc, signal_comparison
 from workbench.study.tables import (calibration_summary, cascade_references, early_exit_sweeps, exit_references,
                                     gap_closed_table, mean_over_seeds, reliability_bins, sufficiency_table,
@@ -125,15 +127,22 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
                            & (main_signals["target_speedup"] == target)).any()]
         tables["main"] = pd.concat([tables["main"], main_signals, pd.DataFrame(missing)], ignore_index=True)
         tables["signals"] = signal_comparison(everything, study)
+        pairs = {c.label(regularized=r): c.pair for c in cascades if len(c.depths) == 2 for r in (False, True)}
+        pairs |= {signal_label(c.label(), s): c.pair for c in cascades if len(c.depths) == 2 for s in config.signals}
+        tables["gap_closed"] = gap_closed_table(everything, pd.DataFrame(reference_rows), pairs, metric=study.metric)
         tables["signal_auroc"] = signal_auroc(outputs, study, bases, config.signals, config.seeds)
     if config.risk and bases:
         tables["risk"] = risk_table(outputs, study, bases, config.signals, Risk(*config.risk), config.seeds)
     return tables
 
 
+EXECUTED_SIGNAL = "learned"  # the signal method the executor check also runs for real, on DeeBERT
+
+
 def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study, *, seed: int,
                    small_layers: int | None = None) -> pd.DataFrame:
-    """Run DeeBERT and the first cascade for real at each target (parameters chosen on tune), check that they
+    """Run DeeBERT, DeeBERT with the learned deferral rule (when the run tries it) and the first cascade for real
+    at each target (parameters chosen on tune), check that they
     answer as the simulation did, and time them against the full model at the same batch size.
 
     The batch size is the one the stored outputs were computed with, so the first layer or member sees
@@ -155,12 +164,23 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
                                              / "best") for d, b in zip(cascade.depths, backbones)]
     member_inputs = [encode(load_tokenizer(b), test, config.train.max_length) for b in backbones]
     rows = []
+    learned = EXECUTED_SIGNAL in config.signals
+    if learned:  # the learned deferral on DeeBERT, with the fold models and test assignment the simulation used
+        tuned = signal_split(outputs, study, "deebert", "tune", seed).stages
+        fitted = fit_signal(EXECUTED_SIGNAL, tuned, seed=seed)
+        sorted_ids = signal_split(outputs, study, "deebert", "test", seed).stages.example_ids
+        fold = scoring_folds(fitted, len(sorted_ids), seed)
+        fold = None if fold is None else fold[pd.Index(sorted_ids).get_indexer(order)]
     for target in config.targets:
         runs = []
         sim = tuned_exit_point(outputs, study, "deebert", target, seed)
         if sim is not None:
             runs.append(("deebert", sim, run_early_exit(deebert, encoded, policy=sim.policy, param=sim.param,
                                                         batch_size=batch_size)))
+        sim = tuned_signal_points(outputs, study, "deebert", EXECUTED_SIGNAL, [target], seed)[0] if learned else None
+        if sim is not None:
+            runs.append((sim.method, sim, run_early_exit_signal(deebert, encoded, fitted, sim.param, fold=fold,
+                                                                batch_size=batch_size)))
         sim = tuned_cascade_point(outputs, study, cascade.members(), target, seed, label=cascade.label())
         if sim is not None:
             runs.append((cascade.label(), sim, run_cascade(members, member_inputs, sim.values,

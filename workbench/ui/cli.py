@@ -226,6 +226,26 @@ def cmd_tables(a: argparse.Namespace) -> None:
     print(f"rewrote {len(tables)} tables of {a.run}: {', '.join(sorted(tables))}")
 
 
+def cmd_execute(a: argparse.Namespace) -> None:
+    """Run the executor check of a finished run again (its cached models, its tables' settings) and replace
+    its executor table: wall-clock speed-ups and agreement with the simulation."""
+    from workbench.config import RunConfig
+    from workbench.runs.cache import cache_lock
+    from workbench.runs.folder import load_run, load_tables, write_run
+    from workbench.data.registry import prepare_task
+    from workbench.study.reproduce import executor_check
+    from workbench.ui.state import study_of
+    outputs, saved = load_run(a.run)
+    config = RunConfig.from_dict(saved["run"])
+    small = saved.get("small_shape")
+    task = prepare_task(config.task, config.train)
+    with cache_lock(config.cache):
+        executor = executor_check(task, config, outputs, study_of(saved), seed=config.seeds[0],
+                                  small_layers=small["num_layers"] if small else None)
+    write_run(a.run, tables={**load_tables(a.run), "executor": executor}, config=saved)
+    print(executor.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
 def cmd_figures(a: argparse.Namespace) -> None:
     """Regenerate every figure of a run folder from its stored outputs and tables (no retraining)."""
     from workbench.study.figures import write_figures
@@ -307,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signals", type=_signals, help="signals to try (default: the run's)")
     p.add_argument("--risk", help="DELTA,EPS for thresholds with a guarantee (default: the run's)")
     p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("execute", help="run a finished run's executor check again", description=cmd_execute.__doc__)
+    p.add_argument("--run", required=True, help="run folder written by `reproduce`")
+    p.set_defaults(func=cmd_execute)
 
     p = sub.add_parser("figures", help="regenerate the figures of a run folder", description=cmd_figures.__doc__)
     p.add_argument("--run", required=True, help="run folder written by `reproduce`")
