@@ -18,7 +18,7 @@ from workbench.methods.exits import ExitOutputs
 from workbench.methods.points import (OperatingPoint, Study, exit_costs, member_costs, need_costs, token_counts)
 from workbench.methods.risk import Risk, RiskChoice, learn_then_test
 from workbench.methods.signals import Scored, Stages, score_for_calibration, score_splits, stop, threshold_for_speedup
-from workbench.names import exit_rules, parse_cascade, signal_label
+from workbench.names import exit_rules, members_label, parse_cascade, signal_label
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,11 @@ def signal_split(outputs: pd.DataFrame, study: Study, base: str, split: str, see
                        np.cumsum(view.depths), flops, full)
 
 
-def _point(split: SignalSplit, scored: Scored, threshold: float, *, study: Study, method: str, split_name: str,
-           seed: int, target: float | None) -> OperatingPoint:
+def point_at(split: SignalSplit, scored: Scored, threshold: float, *, study: Study, split_name: str, seed: int,
+             method: str | None = None, target: float | None = None) -> OperatingPoint:
+    """The base method of `split` stopping where `scored` is > `threshold`, as an operating point (labelled
+    '<base> with <signal>' unless `method` says otherwise)."""
+    method = method or signal_label(members_base(split), scored.signal)
     index = stop(scored, threshold)
     rows = np.arange(split.stages.n)
     return OperatingPoint(
@@ -84,7 +87,7 @@ def tuned_signal_points(outputs: pd.DataFrame, study: Study, base: str, signal: 
     for target in targets:
         threshold = threshold_for_speedup(scored_tune, cost, full, target)
         points.append(None if threshold is None else
-                      _point(tested, scored_test, threshold, study=study, method=signal_label(base, signal),
+                      point_at(tested, scored_test, threshold, study=study, method=signal_label(base, signal),
                              split_name=test, seed=seed, target=target))
     return points
 
@@ -100,8 +103,13 @@ def risk_signal_point(outputs: pd.DataFrame, study: Study, base: str, signal: st
     if choice is None:
         return None, None
     label = signal_label(base, signal, risk=f"{risk.delta:g},{risk.eps:g}")
-    return _point(tested, scored_test, choice.threshold, study=study, method=label, split_name=test, seed=seed,
+    return point_at(tested, scored_test, choice.threshold, study=study, method=label, split_name=test, seed=seed,
                   target=None), choice
+
+
+def members_base(split: SignalSplit) -> str:
+    """The base method's label of a split's members: the model itself, or the cascade's label."""
+    return split.members[0] if len(split.members) == 1 else members_label(split.members)
 
 
 def full_answers(outputs: pd.DataFrame, study: Study, base: str, split: str, seed: int) -> np.ndarray:

@@ -12,7 +12,9 @@ Pure functions of the outputs table, usable without a browser:
 Methods are early-exit models ('deebert', 'pabee', 'deebert-da', ...) with their exit rules (entropy or
 max-prob for DeeBERT, patience or max-prob for PABEE), or cascades of complete models, named as in the
 study's tables ('cascade 1L>6L', 'cascade+DA 1L>6L') or given as members, smallest first
-(('complete-1L', 'complete-6L')), with one max-prob threshold for every non-final member.
+(('complete-1L', 'complete-6L')), with one max-prob threshold for every non-final member. Every method
+can also stop on a signal of `methods.signals` (SIGNAL_RULES: agreement, averaged, ensemble, learned), one
+threshold on its score, exactly as the main table's '<method> with <signal>' rows.
 """
 from __future__ import annotations
 
@@ -30,8 +32,13 @@ from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.exits import ExitOutputs, default_grid, sweep
 from workbench.methods.points import (OperatingPoint, Study, cascade_point, exit_point, tuned_cascade_point,
                                       tuned_exit_point)
-from workbench.names import CASCADE_POLICIES, EXIT_POLICIES, claims_cascade, exit_rules, members_label, parse_cascade
+from workbench.methods.signal_points import point_at, signal_split, tuned_signal_points
+from workbench.methods.signals import Scored, score_splits
+from workbench.names import (CASCADE_POLICIES, EXIT_POLICIES, SIGNALS, claims_cascade, exit_rules, members_label,
+                             parse_cascade)
 from workbench.runs.folder import load_run, run_cascades, run_texts
+
+SIGNAL_RULES = tuple(s for s in SIGNALS if s != "maxprob")  # max-prob is every method's own rule already
 
 
 # ----------------------------------------------------------------------------- methods
@@ -49,14 +56,14 @@ class Method:
 
     @property
     def rules(self) -> tuple[str, ...]:
-        """The exit rules this method can use, its own first."""
+        """The exit rules this method can use, its own first, then the signals."""
         if self.is_cascade:
-            return CASCADE_POLICIES
+            return CASCADE_POLICIES + SIGNAL_RULES
         rules = exit_rules(self.members[0])
         if rules is None:
             raise ValueError(f"{self.members[0]!r} is not an early-exit model; expected one of "
                              f"{sorted(EXIT_POLICIES)} (or a '-da' variant of them), or a cascade")
-        return rules
+        return rules + SIGNAL_RULES
 
 
 def resolve_method(method: str | Sequence[str] | Method) -> Method:
@@ -138,12 +145,28 @@ def _thresholds(param, members: int) -> tuple[float, ...]:
     return values
 
 
+def signal_scores(outputs: pd.DataFrame, *, study: Study, method: Method, signal: str, split: str = "test",
+                  seed: int = 0, tune: str = "tune") -> Scored:
+    """`method`'s stages on `split` scored by `signal`, fitted on `tune` as in the main table (on tune itself,
+    the cross-fitted scores)."""
+    tuned = signal_split(outputs, study, method.label, tune, seed)
+    shown = tuned if split == tune else signal_split(outputs, study, method.label, split, seed)
+    scored_tune, scored_shown = score_splits(signal, tuned.stages, shown.stages, seed=seed)
+    return scored_tune if split == tune else scored_shown
+
+
 def point_from_view(outputs: pd.DataFrame, view: ExitOutputs | CascadeOutputs, *, study: Study, method: Method,
                     policy: str, param, texts: pd.Series | None = None, split: str = "test",
-                    seed: int = 0) -> OperatingPoint:
-    """The operating point of `method` at `param` from its arrays (see :func:`explorer_state`)."""
+                    seed: int = 0, scored: Scored | None = None) -> OperatingPoint:
+    """The operating point of `method` at `param` from its arrays (see :func:`explorer_state`); for a signal
+    rule, `scored` are its scores on this split when already at hand."""
     if policy not in method.rules:
         raise ValueError(f"{method.label} exits by {' or '.join(method.rules)}, not {policy!r}")
+    if policy in SIGNAL_RULES:
+        scored = scored or signal_scores(outputs, study=study, method=method, signal=policy, split=split, seed=seed)
+        point = point_at(signal_split(outputs, study, method.label, split, seed), scored, float(param), study=study,
+                         split_name=split, seed=seed)
+        return dataclasses.replace(point, texts=texts)
     if isinstance(view, ExitOutputs):
         point = exit_point(outputs, view, study=study, model=method.members[0], policy=policy, param=float(param),
                            split=split, seed=seed, texts=texts)
@@ -169,10 +192,17 @@ def explorer_state(outputs: pd.DataFrame, texts: pd.Series | None = None, *, stu
                            policy=policy, param=param, texts=texts, split=split, seed=seed)
 
 
-def parameter_grid(view: ExitOutputs | CascadeOutputs, policy: str) -> np.ndarray:
+def parameter_grid(view: ExitOutputs | CascadeOutputs, policy: str, scored: Scored | None = None) -> np.ndarray:
     """Parameter values spanning every behaviour of `policy` on these outputs, full model to first exit:
     `exits.default_grid` for early exit; for a cascade 0, the quantiles (every 2.5%) of the non-final members'
-    confidences, 0.9, 0.99, ..., 1 - 1e-6 and 1."""
+    confidences, 0.9, 0.99, ..., 1 - 1e-6 and 1; for a signal (`scored` its scores) the quantiles of its
+    scores before the last stage, and just above the largest (nobody stops early)."""
+    if policy in SIGNAL_RULES:
+        if scored is None:
+            raise ValueError(f"the grid of signal {policy!r} needs its scores")
+        early = scored.score[:, :-1]
+        return np.unique(np.concatenate([[early.min() - 1e-9], np.quantile(early, np.linspace(0, 1, 41)),
+                                         [early.max() + 1e-9]]))
     if isinstance(view, ExitOutputs):
         return default_grid(policy, view)
     if policy not in CASCADE_POLICIES:
@@ -182,8 +212,20 @@ def parameter_grid(view: ExitOutputs | CascadeOutputs, policy: str) -> np.ndarra
 
 
 def curve_from_view(view: ExitOutputs | CascadeOutputs, *, study: Study, method: Method, policy: str,
-                    grid=None) -> pd.DataFrame:
-    """The method over its parameter grid: columns method, policy, param, metric, mean_layers, speedup_layers."""
+                    grid=None, outputs: pd.DataFrame | None = None, split: str = "test", seed: int = 0,
+                    scored: Scored | None = None) -> pd.DataFrame:
+    """The method over its parameter grid: columns method, policy, param, metric, mean_layers, speedup_layers
+    (a signal rule needs the `outputs` table too, and uses `scored` when given)."""
+    if policy in SIGNAL_RULES:
+        if outputs is None:
+            raise ValueError(f"the curve of signal {policy!r} needs the outputs table")
+        scored = scored or signal_scores(outputs, study=study, method=method, signal=policy, split=split, seed=seed)
+        grid = parameter_grid(view, policy, scored) if grid is None else np.asarray(grid, dtype=np.float64)
+        points = [point_from_view(outputs, view, study=study, method=method, policy=policy, param=t, split=split,
+                                  seed=seed, scored=scored) for t in grid]
+        return pd.DataFrame({"method": method.label, "policy": policy, "param": grid,
+                             "metric": [p.metric for p in points], "mean_layers": [p.mean_layers for p in points],
+                             "speedup_layers": [p.speedup_layers for p in points]})
     grid = parameter_grid(view, policy) if grid is None else np.asarray(grid, dtype=np.float64)
     if isinstance(view, ExitOutputs):
         table = sweep(view, policy, grid, metric=study.metric, full_layers=study.full_layers)
@@ -200,7 +242,7 @@ def explorer_curve(outputs: pd.DataFrame, *, study: Study, method: str | Sequenc
     """Speed-accuracy curve of one method and exit rule over `grid` (default :func:`parameter_grid`)."""
     m = resolve_method(method)
     return curve_from_view(view_of(outputs, m, split=split, seed=seed), study=study, method=m, policy=policy,
-                           grid=grid)
+                           grid=grid, outputs=outputs, split=split, seed=seed)
 
 
 def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequence[str], policy: str,
@@ -213,7 +255,11 @@ def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequen
     m = resolve_method(method)
     chosen = None
     if (outputs["split"] == tune).any():
-        if m.is_cascade:
+        if policy in SIGNAL_RULES:
+            chosen = tuned_signal_points(outputs, study, m.label, policy, [target], seed, tune=tune, test=split)[0]
+            if chosen is not None:
+                return chosen.param
+        elif m.is_cascade:
             chosen = tuned_cascade_point(outputs, study, m.members, target, seed, label=m.label, tune=tune,
                                          test=split)
         else:
@@ -288,16 +334,28 @@ class ExplorerData:
             self._cache[key] = view_of(self.outputs, method, split=self.split, seed=self.seed)
         return self._cache[key]
 
+    def _scored(self, method: Method, policy: str) -> Scored | None:
+        if policy not in SIGNAL_RULES:
+            return None
+        key = ("scored", method.members, policy)
+        if key not in self._cache:
+            self._cache[key] = signal_scores(self.outputs, study=self.study, method=method, signal=policy,
+                                             split=self.split, seed=self.seed)
+        return self._cache[key]
+
     def grid(self, method: str | Sequence[str], policy: str) -> np.ndarray:
         """The parameter grid of :func:`parameter_grid` for this method and rule."""
-        return parameter_grid(self._view(self.method(method)), policy)
+        m = self.method(method)
+        return parameter_grid(self._view(m), policy, self._scored(m, policy))
 
     def curve(self, method: str | Sequence[str], policy: str) -> pd.DataFrame:
         """:func:`explorer_curve` of this run's split and seed (cached)."""
         m = self.method(method)
         key = ("curve", m.members, policy)
         if key not in self._cache:
-            self._cache[key] = curve_from_view(self._view(m), study=self.study, method=m, policy=policy)
+            self._cache[key] = curve_from_view(self._view(m), study=self.study, method=m, policy=policy,
+                                               outputs=self.outputs, split=self.split, seed=self.seed,
+                                               scored=self._scored(m, policy))
         return self._cache[key]
 
     def curves(self, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
@@ -308,7 +366,7 @@ class ExplorerData:
         """:func:`explorer_state` of this run's split and seed."""
         m = self.method(method)
         return point_from_view(self.outputs, self._view(m), study=self.study, method=m, policy=policy, param=param,
-                               texts=self.texts, split=self.split, seed=self.seed)
+                               texts=self.texts, split=self.split, seed=self.seed, scored=self._scored(m, policy))
 
     def operating_param(self, method: str | Sequence[str], policy: str,
                         target: float = 3.0) -> float | tuple[float, ...]:
