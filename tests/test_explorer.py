@@ -225,3 +225,13 @@ def test_every_method_stops_on_every_signal_as_in_the_main_table(loaded, method,
     for _, row in curve.iloc[::10].iterrows():
         state = explorer_state(outputs, study=study, method=method, policy=signal, param=row["param"])
         assert state.metric == pytest.approx(row["metric"])
+
+
+def test_risk_state_carries_the_guarantee_or_says_why_not(run):
+    data = load_explorer_data(run)
+    point = data.risk_state("deebert", "learned", 20.0, 0.2)
+    assert point.method == "deebert with learned, risk 20,0.2" and point.target is None
+    with pytest.raises(ValueError, match="no threshold keeps the drop within 0.1 points"):
+        data.risk_state("deebert", "maxprob", 0.1, 0.05)  # 80 tune examples cannot certify 0.1 points
+    with pytest.raises(ValueError, match="delta"):
+        data.risk_state("deebert", "maxprob", -1, 0.05)

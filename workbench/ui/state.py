@@ -32,7 +32,8 @@ from workbench.methods.cascade import CascadeOutputs, sweep_cascade
 from workbench.methods.exits import ExitOutputs, default_grid, sweep
 from workbench.methods.points import (OperatingPoint, Study, cascade_point, exit_point, tuned_cascade_point,
                                       tuned_exit_point)
-from workbench.methods.signal_points import point_at, signal_split, tuned_signal_points
+from workbench.methods.risk import Risk
+from workbench.methods.signal_points import point_at, risk_signal_point, signal_split, tuned_signal_points
 from workbench.methods.signals import Scored, score_splits
 from workbench.names import (CASCADE_POLICIES, EXIT_POLICIES, SIGNALS, claims_cascade, exit_rules, members_label,
                              parse_cascade)
@@ -367,6 +368,19 @@ class ExplorerData:
         m = self.method(method)
         return point_from_view(self.outputs, self._view(m), study=self.study, method=m, policy=policy, param=param,
                                texts=self.texts, split=self.split, seed=self.seed, scored=self._scored(m, policy))
+
+    def risk_state(self, method: str | Sequence[str], signal: str, delta: float, eps: float) -> OperatingPoint:
+        """The method stopping on `signal` ('maxprob' too) at the threshold Learn-then-Test accepts on tune for
+        at most `delta` accuracy points below the full model with probability 1 - `eps` (see
+        `methods.risk`); a ValueError when no threshold can be accepted."""
+        m = self.method(method)
+        point, choice = risk_signal_point(self.outputs, self.study, m.label, signal, Risk(delta, eps), self.seed,
+                                          test=self.split)
+        if point is None:
+            raise ValueError(f"{m.label} with {signal}: no threshold keeps the drop within {delta:g} points with "
+                             f"probability {1 - eps:g} on this tune split (too few examples, or even nobody stopping "
+                             f"early misses it); allow a larger delta or eps")
+        return dataclasses.replace(point, texts=self.texts)
 
     def operating_param(self, method: str | Sequence[str], policy: str,
                         target: float = 3.0) -> float | tuple[float, ...]:
