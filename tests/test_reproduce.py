@@ -304,7 +304,7 @@ def test_signal_methods_sit_in_the_main_table_and_compare_with_their_base(run):
     for method in ("deebert with learned", "cascade 1L>6L with ensemble", "cascade 2L>6L with averaged"):
         assert (main_table["method"] == method).sum() == 3  # one row per target, reached or 'unreachable'
     signals = tables["signals"]
-    assert {"agreement", "averaged", "ensemble", "learned"} == set(signals["signal"])
+    assert {"agreement", "averaged", "ensemble", "ztw", "learned"} == set(signals["signal"])
     assert {"deebert", "cascade 1L>6L", "cascade 2L>6L"} == set(signals["base"])
     compared = signals.dropna(subset=["vs_base_low"])
     assert (compared["vs_base_low"] <= compared["vs_base"] + 1e-9).all()

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from workbench.methods.signals import (FEATURES, SIGNALS, Stages, agreement_signal, auroc_wrong, averaged_signal,
-                                       deferral_features, fold_ids, maxprob_signal, score_splits, stop,
-                                       threshold_for_speedup)
+from workbench.methods.signals import (FEATURES, SIGNALS, Scored, Stages, agreement_signal, auroc_wrong,
+                                       averaged_signal, deferral_features, fold_ids, maxprob_signal, score_splits, stop,
+                                       threshold_for_speedup, thresholds_per_stage)
 
 
 def toy() -> Stages:
@@ -66,6 +66,38 @@ def test_stop_and_threshold_for_speedup():
     assert threshold_for_speedup(s, cost, full, 1.5) == pytest.approx(0.65)
     assert np.mean(cost[np.arange(3), stop(s, 0.75)]) == pytest.approx(7 / 3)
     assert threshold_for_speedup(s, cost, full, 3.1) is None
+
+
+def test_a_threshold_per_stage_beats_any_single_threshold_by_hand():
+    # a's first stage is sure and wrong; its second stage, like c's, is right but less sure than a's first.
+    # One threshold either lets a out wrong at stage 1 or sends a and c to the last stage (too slow for 1.5x).
+    score = np.array([[0.8, 0.6, 0.5], [0.9, 0.2, 0.5], [0.1, 0.6, 0.5], [0.1, 0.1, 0.5]])
+    right = np.array([[0, 1, 1], [1, 1, 1], [0, 1, 1], [0, 0, 1]], dtype=bool)
+    labels = np.zeros(4, dtype=np.int64)
+    scored = Scored("ztw", score, np.where(right, 0, 1), score)
+    cost, full = np.broadcast_to(np.array([1.0, 2.0, 3.0]), (4, 3)), np.full(4, 3.0)
+    rows = np.arange(4)
+    single = threshold_for_speedup(scored, cost, full, 1.5)
+    assert right[rows, stop(scored, single)].mean() == 0.75
+    per_stage = thresholds_per_stage(scored, labels, cost, full, 1.5)
+    index = stop(scored, per_stage)
+    assert index.tolist() == [1, 0, 1, 2]  # a waits for its right second stage, b leaves at once, d goes on
+    assert right[rows, index].mean() == 1.0 and 3.0 / cost[rows, index].mean() == pytest.approx(1.5)
+    assert thresholds_per_stage(scored, labels, cost, full, 3.1) is None  # even stopping all at stage 1 is 3x
+
+
+def test_per_stage_thresholds_never_miss_the_target_on_their_split():
+    tune = synthetic(300, m=5, seed=7)
+    scored, _ = score_splits("ztw", tune, synthetic(50, m=5, seed=8))
+    cost, full = np.broadcast_to(np.arange(1.0, 6.0), (300, 5)), np.full(300, 5.0)
+    rows = np.arange(300)
+    for target in (1.5, 2.0, 3.0):
+        per_stage = thresholds_per_stage(scored, tune.labels, cost, full, target)
+        single = threshold_for_speedup(scored, cost, full, target)
+        assert 5.0 / cost[rows, stop(scored, per_stage)].mean() >= target
+        # it starts from the single threshold and only moves to a better metric
+        assert ((scored.pred[rows, stop(scored, per_stage)] == tune.labels).mean()
+                >= (scored.pred[rows, stop(scored, single)] == tune.labels).mean())
 
 
 @pytest.mark.parametrize("signal", SIGNALS)

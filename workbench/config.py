@@ -31,7 +31,7 @@ MPNET_BACKBONE = "mpnet"             # all-mpnet-base-v2, 12 layers, from PyPI p
 TINY_BACKBONE = "tiny-random-bert"   # built in code, for tests and the smoke preset
 DIFFICULTY_RULES = ("seeds", "kfold")
 SPEEDUP_UNITS = ("flops", "layers")
-DEFAULT_SIGNALS = ("agreement", "averaged", "ensemble", "learned")  # max-prob is the cascades' own rule already
+DEFAULT_SIGNALS = ("agreement", "averaged", "ensemble", "ztw", "learned")  # max-prob is the cascades' own rule already
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ DA = "-da"                                         # suffix of models trained wi
 EXIT_POLICIES: dict[str, tuple[str, ...]] = {"deebert": ("entropy", "maxprob"), "deebert-da": ("entropy", "maxprob"),
                                              "pabee": ("patience", "maxprob")}
 CASCADE_POLICIES = ("maxprob",)
-SIGNALS = ("maxprob", "agreement", "averaged", "ensemble", "learned")  # stop/deferral signals (methods.signals)
+SIGNALS = ("maxprob", "agreement", "averaged", "ensemble", "ztw", "learned")  # stop/deferral signals (methods.signals)
 ESCALATION_REFERENCES = {"random": "random escalation", "oracle": "oracle cascade", "ceiling": "oracle ceiling"}
 EXIT_REFERENCES = ("oracle exit", "random exit")
 COMPLETE_CURVE = "complete kL"  # the complete models drawn as one curve over their depths

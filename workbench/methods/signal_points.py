@@ -17,7 +17,8 @@ from workbench.methods.cascade import CascadeOutputs
 from workbench.methods.exits import ExitOutputs
 from workbench.methods.points import (OperatingPoint, Study, exit_costs, member_costs, need_costs, token_counts)
 from workbench.methods.risk import Risk, RiskChoice, learn_then_test
-from workbench.methods.signals import Scored, Stages, score_for_calibration, score_splits, stop, threshold_for_speedup
+from workbench.methods.signals import (PER_STAGE, Scored, Stages, score_for_calibration, score_splits, stop,
+                                       threshold_for_speedup, thresholds_per_stage)
 from workbench.names import exit_rules, members_label, parse_cascade, signal_label
 
 
@@ -60,16 +61,18 @@ def signal_split(outputs: pd.DataFrame, study: Study, base: str, split: str, see
                        np.cumsum(view.depths), flops, full)
 
 
-def point_at(split: SignalSplit, scored: Scored, threshold: float, *, study: Study, split_name: str, seed: int,
-             method: str | None = None, target: float | None = None) -> OperatingPoint:
-    """The base method of `split` stopping where `scored` is > `threshold`, as an operating point (labelled
-    '<base> with <signal>' unless `method` says otherwise)."""
+def point_at(split: SignalSplit, scored: Scored, threshold: float | np.ndarray, *, study: Study, split_name: str,
+             seed: int, method: str | None = None, target: float | None = None) -> OperatingPoint:
+    """The base method of `split` stopping where `scored` is > `threshold` (one, or one per stage), as an
+    operating point (labelled '<base> with <signal>' unless `method` says otherwise)."""
     method = method or signal_label(members_base(split), scored.signal)
     index = stop(scored, threshold)
     rows = np.arange(split.stages.n)
+    values = tuple(float(t) for t in np.ravel(threshold)[:split.stages.num_stages - 1]) if np.ndim(threshold) else (
+        float(threshold),)
     return OperatingPoint(
-        method=method, members=split.members, policy=scored.signal, values=(float(threshold),),
-        setting=f"{scored.signal}>{threshold:.4g}", target=target, split=split_name, seed=seed,
+        method=method, members=split.members, policy=scored.signal, values=values,
+        setting=f"{scored.signal}>{'/'.join(f'{t:.4g}' for t in values)}", target=target, split=split_name, seed=seed,
         metric_name=study.metric, full_layers=study.full_layers, exits=split.exits,
         example_ids=split.stages.example_ids, labels=split.stages.labels, pred=scored.pred[rows, index],
         confidence=scored.confidence[rows, index], exit_index=index, layers_executed=split.layers[index],
@@ -85,7 +88,8 @@ def tuned_signal_points(outputs: pd.DataFrame, study: Study, base: str, signal: 
     cost, full = tuned.cost(study, base)
     points = []
     for target in targets:
-        threshold = threshold_for_speedup(scored_tune, cost, full, target)
+        threshold = (thresholds_per_stage(scored_tune, tuned.stages.labels, cost, full, target, metric=study.metric)
+                     if signal in PER_STAGE else threshold_for_speedup(scored_tune, cost, full, target))
         points.append(None if threshold is None else
                       point_at(tested, scored_test, threshold, study=study, method=signal_label(base, signal),
                              split_name=test, seed=seed, target=target))

@@ -13,6 +13,8 @@ common view over `ExitOutputs` or `CascadeOutputs`; a signal turns it into a sco
 - `ensemble`: Zero Time Waste style, a cumulative ensemble: stage k answers with
   softmax(sum_{j<=k} w_kj log p_j + b_k), the non-negative weights w_k and class biases b_k fitted on tune by
   log-loss (Wolczyk et al., NeurIPS 2021).
+- `ztw`: the same ensemble with Zero Time Waste's threshold per exit (`thresholds_per_stage`) in place of one
+  threshold for every stage; its scores are `ensemble`'s.
 - `learned`: a learned deferral rule: at each stage a logistic regression predicts whether the answer there is
   right from what the stages so far show (max prob, margin, entropy, their change from the stage before, how
   many consecutive stages agree, and the input length in tokens); its probability is the score (Jitkrittum
@@ -38,7 +40,8 @@ from workbench.methods.cascade import CascadeOutputs
 from workbench.methods.exits import ExitOutputs, entropy, stable_counter
 from workbench.names import SIGNALS
 
-FITTED = ("ensemble", "learned")  # signals fitted on tune, so cross-fitted there
+FITTED = ("ensemble", "learned", "ztw")  # signals fitted on tune, so cross-fitted there
+PER_STAGE = {"ztw": "ensemble"}  # signals with a threshold per stage -> the signal whose scores they stop on
 FOLDS = 5
 _EPS = 1e-12
 
@@ -239,7 +242,7 @@ class FittedSignal:
         if not self.models:
             return {"maxprob": maxprob_signal, "agreement": agreement_signal, "averaged": averaged_signal}[
                 self.signal](stages)
-        apply = apply_ensemble if self.signal == "ensemble" else apply_deferral
+        apply = apply_ensemble if scores_of(self.signal) == "ensemble" else apply_deferral
         shape = stages.probs.shape[:2]
         score, conf, pred = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64)
         for f, model in enumerate(self.models):
@@ -248,6 +251,11 @@ class FittedSignal:
                 scored = apply(model, stages.subset(rows))
                 score[rows], pred[rows], conf[rows] = scored.score, scored.pred, scored.confidence
         return Scored(self.signal, score, pred, conf)
+
+
+def scores_of(signal: str) -> str:
+    """The signal whose scores `signal` stops on (itself, except for the per-stage variants of PER_STAGE)."""
+    return PER_STAGE.get(signal, signal)
 
 
 def fit_signal(signal: str, tune: Stages, *, folds: int = FOLDS, seed: int = 0) -> FittedSignal:
@@ -260,7 +268,7 @@ def fit_signal(signal: str, tune: Stages, *, folds: int = FOLDS, seed: int = 0) 
     if tune.n < 2 * folds:
         raise ValueError(f"signal {signal!r} is cross-fitted over {folds} folds of the tune split, which has only "
                          f"{tune.n} examples; give it at least {2 * folds}")
-    fit = fit_ensemble if signal == "ensemble" else (lambda s: fit_deferral(s, seed=seed))
+    fit = fit_ensemble if scores_of(signal) == "ensemble" else (lambda s: fit_deferral(s, seed=seed))
     fold = fold_ids(tune.n, folds, seed)
     return FittedSignal(signal, tuple(fit(tune.subset(fold != f)) for f in range(folds)))
 
@@ -293,7 +301,7 @@ def score_for_calibration(signal: str, tune: Stages, test: Stages, *,
         raise ValueError(f"signal {signal!r} needs a tune split of at least 4 examples to fit on one half and "
                          f"calibrate on the other, got {tune.n}")
     calibrate = fold_ids(tune.n, 2, seed) == 1
-    fit, apply = ((fit_ensemble, apply_ensemble) if signal == "ensemble"
+    fit, apply = ((fit_ensemble, apply_ensemble) if scores_of(signal) == "ensemble"
                   else (lambda s: fit_deferral(s, seed=seed), apply_deferral))
     model = fit(tune.subset(~calibrate))
     return np.flatnonzero(calibrate), apply(model, tune.subset(calibrate)), apply(model, test)
@@ -302,8 +310,9 @@ def score_for_calibration(signal: str, tune: Stages, test: Stages, *,
 # ----------------------------------------------------------------------------- stopping on a score
 
 
-def stop(scored: Scored, threshold: float) -> np.ndarray:
-    """[n] the first stage whose score is > threshold (strict); the last stage when none is."""
+def stop(scored: Scored, threshold: float | np.ndarray) -> np.ndarray:
+    """[n] the first stage whose score is > threshold (strict; one threshold, or one per stage); the last stage
+    when none is."""
     may = scored.score > threshold
     may[:, -1] = True
     return may.argmax(1)
@@ -331,6 +340,42 @@ def threshold_for_speedup(scored: Scored, cost: np.ndarray, full: np.ndarray, ta
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if speedup(mid) >= target else (lo, mid)
     return float(candidates[lo])
+
+
+def thresholds_per_stage(scored: Scored, labels: np.ndarray, cost: np.ndarray, full: np.ndarray, target: float, *,
+                         metric: str = "accuracy", rounds: int = 2, grid: int = 16) -> np.ndarray | None:
+    """[m] a threshold per stage (the last one is never read) that reaches `target` speed-up on this split with
+    the best `metric` a coordinate search finds, as Zero Time Waste tunes one threshold per internal
+    classifier. It starts from the single threshold of `threshold_for_speedup` at every stage; then, `rounds`
+    times over the stages in order, each stage's threshold moves to the value among `grid` quantiles of its
+    scores (and -inf, +inf: always or never stop there) that raises the metric most while the speed-up stays
+    at or above the target (a tie keeps the higher speed-up). None when the target is unreachable."""
+    from workbench.measures.metrics import task_metric
+    start = threshold_for_speedup(scored, cost, full, target)
+    if start is None:
+        return None
+    rows, m = np.arange(len(labels)), scored.score.shape[1]
+    mean_full = float(np.mean(full))
+
+    def value(thresholds: np.ndarray) -> tuple[float, float]:
+        index = stop(scored, thresholds)
+        return task_metric(metric, labels, scored.pred[rows, index]), mean_full / float(np.mean(cost[rows, index]))
+
+    thresholds = np.full(m, start)
+    best = value(thresholds)
+    for _ in range(rounds):
+        moved = False
+        for k in range(m - 1):
+            for candidate in np.concatenate([[-np.inf, np.inf], np.quantile(scored.score[:, k],
+                                                                             np.linspace(0, 1, grid))]):
+                trial = thresholds.copy()
+                trial[k] = candidate
+                got = value(trial)
+                if got[1] >= target and got > best:
+                    thresholds, best, moved = trial, got, True
+        if not moved:
+            break
+    return thresholds
 
 
 def auroc_wrong(scored: Scored, labels: np.ndarray) -> np.ndarray:

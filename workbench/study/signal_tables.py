@@ -10,7 +10,7 @@ import pandas as pd
 from workbench.methods.points import OperatingPoint, Study
 from workbench.methods.risk import Risk
 from workbench.methods.signal_points import risk_signal_point, signal_split, tuned_signal_points
-from workbench.methods.signals import SIGNALS, score_splits, auroc_wrong
+from workbench.methods.signals import PER_STAGE, SIGNALS, score_splits, auroc_wrong
 from workbench.measures.metrics import task_metric
 from workbench.names import parse_signal_method
 from workbench.study.tables import paired_difference
@@ -59,12 +59,13 @@ def signal_comparison(answers: list[OperatingPoint], study: Study, *, baseline: 
 
 def signal_auroc(outputs: pd.DataFrame, study: Study, bases: list[str], signals, seeds) -> pd.DataFrame:
     """Per base, signal, seed and stage: the AUROC on test of the signal at telling a wrong answer at that stage
-    from a right one (max-prob included as the reference), and the share of wrong answers there."""
+    from a right one (max-prob included as the reference), and the share of wrong answers there. A per-stage
+    variant (ztw) scores as its signal (ensemble) does, so it has no rows of its own."""
     rows = []
     for seed in seeds:
         for base in bases:
             tuned, tested = (signal_split(outputs, study, base, split, seed) for split in ("tune", "test"))
-            for signal in dict.fromkeys(("maxprob", *signals)):
+            for signal in dict.fromkeys(("maxprob", *(s for s in signals if s not in PER_STAGE))):
                 _, scored = score_splits(signal, tuned.stages, tested.stages, seed=seed)
                 auc = auroc_wrong(scored, tested.stages.labels)
                 wrong = (scored.pred != tested.stages.labels[:, None]).mean(0)
@@ -74,15 +75,16 @@ def signal_auroc(outputs: pd.DataFrame, study: Study, bases: list[str], signals,
 
 
 def risk_table(outputs: pd.DataFrame, study: Study, bases: list[str], signals, risk: Risk, seeds) -> pd.DataFrame:
-    """Per base, signal (max-prob included) and seed: the threshold Learn-then-Test accepted on tune for `risk`,
-    and on test the realised accuracy drop against the full model (the last stage) with the speed-up it
-    bought; `violated` where the drop exceeds delta. Unreachable choices are rows with verdict 'unreachable'."""
+    """Per base, signal (max-prob included; not ztw: the guarantee is for one threshold) and seed: the threshold
+    Learn-then-Test accepted on tune for `risk`, and on test the realised accuracy drop against the full model
+    (the last stage) with the speed-up it bought; `violated` where the drop exceeds delta. Unreachable choices
+    are rows with verdict 'unreachable'."""
     rows = []
     for seed in seeds:
         for base in bases:
             tested = signal_split(outputs, study, base, "test", seed)
             full_accuracy = task_metric("accuracy", tested.stages.labels, tested.stages.probs[:, -1].argmax(-1))
-            for signal in dict.fromkeys(("maxprob", *signals)):
+            for signal in dict.fromkeys(("maxprob", *(s for s in signals if s not in PER_STAGE))):
                 point, choice = risk_signal_point(outputs, study, base, signal, risk, seed)
                 row = {"task": study.task, "base": base, "signal": signal, "seed": seed, "delta": risk.delta,
                        "eps": risk.eps, "full_accuracy": full_accuracy}

@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "'none' for none)")
     g.add_argument("--signals", type=_signals, help="stop/deferral signals tried on DeeBERT and every two-member "
                                                     "cascade, e.g. 'learned,ensemble' (default: agreement,averaged,"
-                                                    "ensemble,learned; 'none' for none)")
+                                                    "ensemble,ztw,learned; 'none' for none)")
     g.add_argument("--risk", help="DELTA,EPS: also thresholds with a Learn-then-Test guarantee of at most DELTA "
                                   "accuracy points below the full model, with probability 1-EPS (e.g. 1,0.1)")
     g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",

@@ -34,12 +34,13 @@ from workbench.methods.points import (OperatingPoint, Study, cascade_point, exit
                                       tuned_exit_point)
 from workbench.methods.risk import Risk
 from workbench.methods.signal_points import point_at, risk_signal_point, signal_split, tuned_signal_points
-from workbench.methods.signals import Scored, score_splits
+from workbench.methods.signals import PER_STAGE, Scored, score_splits
 from workbench.names import (CASCADE_POLICIES, EXIT_POLICIES, SIGNALS, claims_cascade, exit_rules, members_label,
                              parse_cascade)
 from workbench.runs.folder import load_run, run_cascades, run_texts
 
-SIGNAL_RULES = tuple(s for s in SIGNALS if s != "maxprob")  # max-prob is every method's own rule already
+# max-prob is every method's own rule already; a per-stage threshold (ztw) is no single slider: see the study's tables
+SIGNAL_RULES = tuple(s for s in SIGNALS if s != "maxprob" and s not in PER_STAGE)
 
 
 # ----------------------------------------------------------------------------- methods
