@@ -1,6 +1,7 @@
 """The whole study on the smoke preset: every table, the executor check, figures from stored files."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -341,3 +342,83 @@ def test_gap_closed_covers_the_cascades_with_a_signal(run):
     gap = load_tables(run)["gap_closed"]
     assert {"cascade 1L>6L with learned", "cascade 1L>6L with ensemble"} <= set(gap["method"])
     assert not gap["method"].str.startswith("deebert").any()  # early exit has its own references
+
+
+# ----------------------------------------------------------------------------- a trained method on new texts
+
+
+def _test_texts(run, method_view):
+    from workbench.runs.folder import run_texts
+    outputs, config = load_run(run)
+    return run_texts(run, config).loc[method_view.example_ids].tolist()
+
+
+@pytest.mark.parametrize("name", ["deebert", "cascade 1L>6L", "cascade+DA 1L>2L>6L", "deebert with learned"])
+def test_a_trained_method_answers_texts_exactly_as_the_outputs_store(run, name):
+    from workbench.methods.points import tuned_cascade_point, tuned_exit_point
+    from workbench.methods.signal_points import tuned_signal_points
+    from workbench.study.classify import load_method
+    from workbench.ui.state import study_of
+    outputs, config = load_run(run)
+    study = study_of(config)
+    if name.startswith("cascade"):
+        cascade = parse_cascade(name)
+        point = tuned_cascade_point(outputs, study, cascade[0].members(regularized=cascade[1]), 2.0, 0, label=name)
+    elif " with " in name:
+        point = tuned_signal_points(outputs, study, "deebert", "learned", [2.0], 0)[0]
+    else:
+        point = tuned_exit_point(outputs, study, name, 2.0, 0)
+    method = load_method(run, name, target=2)
+    answers = method.answer_frame(_test_texts(run, point))
+    assert len(answers) == len(point.pred) and method.setting == point.setting
+    assert answers["label"].tolist() == [method.label_names[p] for p in point.pred]
+    assert answers["layers"].tolist() == point.layers_executed.tolist()
+    if name.startswith("cascade"):
+        assert answers["stopped_at"].tolist() == [point.members[i] for i in point.exit_index]
+    else:
+        assert answers["stopped_at"].tolist() == [f"layer {i + 1}" for i in point.exit_index]
+    assert (answers["flops"] <= answers["full_flops"] * 2).all() and (answers["confidence"] <= 1).all()
+    np.testing.assert_allclose(answers["flops"].mean(), point.flops.mean())
+
+
+def test_classify_from_python_and_the_command_line(run, tmp_path, monkeypatch, capsys):
+    import io
+    import workbench as wb
+    method = wb.load_method(run, "complete-6L")
+    one = method("the film is great and very funny")
+    assert set(one) >= {"label", "confidence", "stopped_at", "layers", "flops"} and one["layers"] == 6
+    assert one["stopped_at"] == "complete-6L" and method([]) == []
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the plot is dull\n\nsuperb cast and a charming story\n")
+    out = tmp_path / "answers.jsonl"
+    assert main(["classify", "--run", str(run), "--method", "cascade 1L>6L", "--target", "2x", "--input", str(texts),
+                 "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["the plot is dull", "superb cast and a charming story"]  # blank skipped
+    assert all(r["stopped_at"] in ("complete-1L", "complete-6L") for r in rows)
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("a boring film\n"))
+    assert main(["classify", "--run", str(run), "--method", "deebert", "--target", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped_at"].startswith("layer ")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["classify", "--run", str(run), "--method", "deebert"]) == 0
+    assert capsys.readouterr().out == ""  # an empty input gets an empty answer
+
+
+def test_classify_names_what_is_wrong(run, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": \n')
+    assert main(["classify", "--run", str(run), "--method", "deebert", "--input", str(bad)]) == 2
+    assert "line 2" in capsys.readouterr().err
+    missing = tmp_path / "other.csv"
+    missing.write_text("sentence\ngood\n")
+    assert main(["classify", "--run", str(run), "--method", "deebert", "--input", str(missing)]) == 2
+    assert "text" in capsys.readouterr().err
+    assert main(["classify", "--run", str(run), "--method", "complete-3L"]) == 2
+    assert "not in the run's cache" in capsys.readouterr().err  # never trains: depth 3 was not part of the run
+    assert main(["classify", "--run", str(run), "--method", "cascade 2L>6L", "--target", "4x"]) == 2
+    assert "cannot reach 4x" in capsys.readouterr().err
+    assert main(["classify", "--run", str(run), "--method", "probe"]) == 2
+    assert "not a method that can answer" in capsys.readouterr().err
+    assert main(["classify", "--run", str(run), "--method", "deebert", "--target", "fast"]) == 2
+    assert "--target 'fast'" in capsys.readouterr().err

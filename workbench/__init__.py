@@ -41,6 +41,7 @@ _EXPORTS = {
     "outputs_frame": ("workbench.runs.outputs", "outputs_frame"),
     "write_figures": ("workbench.study.figures", "write_figures"),
     "reproduce": ("workbench.study.reproduce", "reproduce"),
+    "load_method": ("workbench.study.classify", "load_method"),
     "summarize_depths": ("workbench.study.tables", "summarize_depths"),
     "names": ("workbench.names", None), "answers": ("workbench.study.answers", None),
     "figures": ("workbench.study.figures", None), "tables": ("workbench.study.tables", None),

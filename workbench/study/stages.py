@@ -10,6 +10,8 @@ probes; difficulty labels of a small member and its difficulty-aware retraining.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from workbench.config import RunConfig
 from workbench.data.batching import encode
+from workbench.data.files import DataError
 from workbench.data.task import TaskData
 from workbench.methods.difficulty import DifficultyAwareObjective, easy_from_runs, kfold_assignment
 from workbench.models.backbones import backbone_layers, load_encoder, load_tokenizer
@@ -32,6 +35,22 @@ from workbench.runs.cache import ensure_intact, record
 from workbench.store import content_hash, write_parquet
 
 EVAL_SPLITS = ("tune", "test")
+_CACHED_ONLY = contextvars.ContextVar("cached_only", default=False)
+
+
+class MissingModel(DataError):
+    """A stage asked, inside `cached_only()`, for a model that is not in the cache."""
+
+
+@contextlib.contextmanager
+def cached_only():
+    """Inside, the stages only read their cache: a model that would have to be trained raises MissingModel,
+    naming its folder, instead of training (for commands that answer with a finished run's models)."""
+    token = _CACHED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHED_ONLY.reset(token)
 
 
 def predict_split(model, tokenizer, frame: pd.DataFrame, *, split: str, seed: int, max_length: int,
@@ -57,6 +76,9 @@ def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, se
     column (e.g. 'complete-1L-da')."""
     cached = folder / filename
     ensure_intact(folder)
+    if not cached.is_file() and _CACHED_ONLY.get():
+        raise MissingModel(f"{folder}: this model is not in the run's cache; run `python -m workbench reproduce` with "
+                           "the run's options (its config.json) to train it")
     if not cached.is_file():
         frames = frames if frames is not None else {split: task.splits[split] for split in EVAL_SPLITS}
         model, tokenizer = model_fn()

@@ -253,6 +253,37 @@ def cmd_figures(a: argparse.Namespace) -> None:
     print("\n".join(str(p) for p in paths if p.suffix == ".png"))
 
 
+def cmd_classify(a: argparse.Namespace) -> None:
+    """Answer new texts with a trained method of a finished run: its models from the run's cache, its thresholds
+    chosen on tune for the target as in the main table, run by the real executor. Texts come one a line (a tab
+    between the two texts of a pair), or from a CSV/TSV/JSONL column, from a file or stdin."""
+    from workbench.study.classify import load_method, read_inputs, write_answers
+    target = _speedup(a.target)
+    method = load_method(a.run, a.method, target=target, seed=a.seed, batch_size=a.batch_size)
+    texts = read_inputs(a.input, pair=method.pair, text_col=a.text_col, text_b_col=a.text_b_col)
+    answers = method.answer_frame(texts)
+    if a.out:
+        write_answers(answers, a.out)
+        print(f"wrote {len(answers)} answers of {method.name} ({method.setting}) to {a.out}")
+        return
+    import json
+    for row in answers.to_dict("records"):
+        print(json.dumps(row, ensure_ascii=False))
+
+
+def _speedup(text: str) -> float | None:
+    """'3x' or '3' -> 3.0; 'none' -> None (a complete model needs no target)."""
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text.lower().removesuffix("x"))
+    except ValueError:
+        raise ConfigError(f"--target {text!r}: give a speed-up such as 3x or 2.5") from None
+    if not value >= 1:
+        raise ConfigError(f"--target {text!r}: a speed-up is at least 1x")
+    return value
+
+
 def cmd_summary(a: argparse.Namespace) -> None:
     """Gather the main tables of several runs (one per task) into one results table, the paper's layout."""
     from workbench.runs.folder import summarize_runs
@@ -288,6 +319,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--out", required=True, help="parquet file to write")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("classify", help="answer new texts with a trained method of a run",
+                       description=cmd_classify.__doc__)
+    p.add_argument("--run", required=True, help="run folder written by `reproduce`")
+    p.add_argument("--method", required=True, help="a method of the main table: 'deebert', 'cascade 1L>6L', "
+                                                  "'deebert with learned', 'complete-6L', ...")
+    p.add_argument("--target", default="3x", help="target speed-up in the run's unit, e.g. 2x (default: 3x; "
+                                                  "ignored for a complete model)")
+    p.add_argument("--seed", type=int, help="which trained seed's models (default: the run's first)")
+    p.add_argument("--input", default="-", help="texts: a .csv/.tsv/.jsonl file (see --text-col), a text file "
+                                               "with one text a line, or '-' for stdin (default)")
+    p.add_argument("--text-col", default="text", help="column of the texts in a CSV/TSV/JSONL input")
+    p.add_argument("--text-b-col", help="column of the second texts, for a pair task")
+    p.add_argument("--batch-size", type=int, help="texts per batch (default: the run's evaluation batch size)")
+    p.add_argument("--out", help="write the answers as .csv or .jsonl (default: JSON lines on stdout)")
+    p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("reproduce", help="run the main job on a task", description=cmd_reproduce.__doc__)
     _add_task_options(p)
