@@ -422,3 +422,16 @@ def test_classify_names_what_is_wrong(run, tmp_path, capsys):
     assert "not a method that can answer" in capsys.readouterr().err
     assert main(["classify", "--run", str(run), "--method", "deebert", "--target", "fast"]) == 2
     assert "--target 'fast'" in capsys.readouterr().err
+
+
+def test_every_markdown_table_is_valid(run):
+    import re
+    tables = sorted((run / "tables").glob("*.md"))
+    assert len(tables) >= len(TABLES)
+    for path in tables:
+        rows = [line for line in path.read_text().splitlines() if line.startswith("|")]
+        cells = {len(re.split(r"(?<!\\)\|", line)) for line in rows}  # unescaped pipes only
+        assert len(cells) == 1, f"{path.name}: rows with different cell counts {cells}"
+        assert not re.search(r"\|\s*nan\s*\|", path.read_text()), f"{path.name} prints nan"
+    main_md = (run / "tables" / "main.md").read_text()
+    assert "; " in main_md  # the two seeds' thresholds share one cell without breaking the row

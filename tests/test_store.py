@@ -35,6 +35,11 @@ def test_tables_and_environment(tmp_path):
     write_table(tmp_path / "t", df)
     assert (tmp_path / "t.csv").read_text().startswith("model,metric")
     assert "| complete-1L | 81.2346 |" in markdown_table(df)
+    table = markdown_table(pd.DataFrame({"method": ["a | b", "c"], "examples": [200.0, float("nan")],
+                                         "metric": [75.0, 80.25], "ci": [float("nan"), 1.5]}))
+    lines = table.splitlines()
+    assert lines[2] == "| a \\| b | 200 | 75.0000 | \u2014 |"  # a count prints as one, a pipe is escaped
+    assert lines[3] == "| c | \u2014 | 80.2500 | 1.5000 |"  # a missing value is a dash, never 'nan'
     env = environment()
     assert env["packages"]["torch"].startswith("2.13")
     json.dumps(env)

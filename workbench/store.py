@@ -20,6 +20,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 PACKAGES = ("torch", "transformers", "numpy", "pandas", "pyarrow", "safetensors", "tokenizers",
@@ -99,15 +100,26 @@ def write_table(path_stem: str | os.PathLike, df: pd.DataFrame, *, floatfmt: str
     atomic_write_text(stem.with_suffix(".md"), markdown_table(df, floatfmt=floatfmt) + "\n")
 
 
+MISSING_CELL = "\u2014"  # an em dash where a value is undefined (no NaN in a printed table)
+
+
 def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".4f") -> str:
-    """Render a DataFrame as a GitHub Markdown table without extra dependencies."""
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return format(v, floatfmt)
-        return str(v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    """Render a DataFrame as a GitHub Markdown table without extra dependencies: one cell per column on every
+    row (a '|' inside a text is escaped), an em dash for a missing value, and whole numbers as integers in a
+    float column that holds nothing else (counts stored as floats)."""
+    whole = {c for c in df.columns if pd.api.types.is_float_dtype(df[c]) and df[c].notna().any()
+             and bool(np.all(np.mod(df[c].dropna(), 1) == 0))}
+
+    def cell(column: str, v: Any) -> str:
+        if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+            return MISSING_CELL
+        if isinstance(v, (float, np.floating)):
+            return str(int(v)) if column in whole and abs(v) < 2 ** 53 else format(v, floatfmt)
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    head = "| " + " | ".join(str(c).replace("|", "\\|") for c in df.columns) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    rows = ["| " + " | ".join(cell(c, v) for c, v in zip(df.columns, row)) + " |"
+            for row in df.itertuples(index=False)]
     return "\n".join([head, rule, *rows])
 
 

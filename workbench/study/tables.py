@@ -222,7 +222,7 @@ def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: 
         group = sorted(group, key=lambda a: a.seed)
         metrics = [a.metric for a in group]
         row = {"task": study.task, "method": method, "target_speedup": target, "speedup_unit": study.unit,
-               "thresholds": " | ".join(a.setting for a in group), "metric_name": study.metric,
+               "thresholds": "; ".join(a.setting for a in group), "metric_name": study.metric,
                "metric": float(np.mean(metrics)),
                "metric_sd": float(np.std(metrics, ddof=1)) if len(metrics) > 1 else 0.0,
                "seeds": len(group), "ci_low": np.nan, "ci_high": np.nan, "verdict": "",
