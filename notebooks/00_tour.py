@@ -40,10 +40,11 @@
 # `01_shallow_representations` (are shallow layers enough?), `02_exit_reliability` (do exit signals rank
 # inputs by difficulty?), `03_calibration`, `04_cascadebert` (the main table) and `05_explorer`.
 #
-# The first run trains every model and caches it in the run folder; later runs, and the other notebooks,
-# reuse the cache and only recompute tables and figures. With `PRESET = "smoke"` everything takes a few
-# minutes on a CPU, but the backbone is a tiny random BERT: its numbers test the plumbing and say nothing
-# about the paper. Use `quick` (the default) or `full` for numbers worth reading.
+# The notebooks read the run folder that `make reproduce` writes (`runs/<TASK>-<PRESET>`). Without one,
+# the next cell says which command makes it and how long that takes, and starts nothing: pass
+# `train=True` to `wb.open_run` to train here instead. With `PRESET = "smoke"` the run is made at once
+# (about a minute on a CPU), but the backbone is a tiny random BERT: its numbers test the plumbing and say
+# nothing about the paper. Use `quick` (the default) or `full` for numbers worth reading.
 
 # %% tags=["parameters"]
 import os

@@ -40,3 +40,14 @@ def test_python_inputs_are_checked():
         _split_inputs(["fine", ""], pair=False)
     with pytest.raises(DataError, match="input 0: expected a text"):
         _split_inputs([3], pair=False)
+
+
+def test_a_notebook_never_starts_a_long_job_by_surprise(tmp_path):
+    from workbench.runs.folder import RunNotMade, open_run
+    with pytest.raises(RunNotMade) as caught:
+        open_run("rt", "quick", root=tmp_path)
+    message = str(caught.value)
+    assert f"--preset quick --out {tmp_path / 'runs' / 'rt-quick'}" in message and "train=True" in message
+    assert caught.value._render_traceback_() == [f"RunNotMade: {message}"]  # IPython shows the message alone
+    with pytest.raises(RunNotMade):
+        open_run("rt", "smoke", root=tmp_path, train=False)

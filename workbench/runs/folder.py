@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.config import RunConfig, TaskOptions
+from workbench.data.files import DataError
 from workbench.data.registry import load_task_options
 from workbench.names import Cascade
 from workbench.store import content_hash, read_json, write_json, write_parquet, write_table
@@ -185,15 +186,35 @@ def repository_root() -> Path:
     return here if (here / "pyproject.toml").is_file() and (here / "notebooks").is_dir() else Path.cwd()
 
 
+class RunNotMade(DataError):
+    """A notebook asked for a run that does not exist yet, and making it is a long job it was not asked to
+    start. Shown in a notebook as its message alone (IPython's `_render_traceback_`), not as a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
 def open_run(task: str, preset: str, *, glue_dir: str | None = None, run_dir: str | None = None,
-             root: str | Path | None = None) -> Run:
+             root: str | Path | None = None, train: bool | None = None) -> Run:
     """What a notebook needs, in one call: the main job of `task` on `preset` (run folder
-    `<root>/runs/<task>-<preset>` unless `run_dir`; root defaults to the source checkout), made first when the
-    folder holds no finished run of that configuration, then opened as a :class:`Run`."""
+    `<root>/runs/<task>-<preset>` unless `run_dir`; root defaults to the source checkout), then opened as a
+    :class:`Run`. A folder that holds a run of another configuration is brought up to date (its cached models
+    reused). A folder that holds no run at all is made only when `train` is true, which is the default for the
+    smoke preset alone (about a minute); for the others RunNotMade says which command makes it and how long it
+    takes, so that no notebook starts a half-hour job by surprise."""
+    from workbench.config import get_preset
     from workbench.study.reproduce import reproduce
 
     root = Path(root).resolve() if root is not None else repository_root()
     folder = root / (run_dir or f"runs/{task}-{preset}")
+    if not (train if train is not None else preset == "smoke") and not (folder / "outputs.parquet").is_file():
+        glue = f" --glue-dir {glue_dir}" if glue_dir else ""
+        raise RunNotMade(
+            f"{folder} holds no run yet, and the {preset!r} preset trains for a while "
+            f"({get_preset(preset).description}). Make it from a shell with `python -m workbench reproduce --task "
+            f"{task} --preset {preset}{glue} --out {folder}` (the notebooks then read it), or here with "
+            "wb.open_run(..., train=True); PRESET = 'smoke' shows the plumbing in about a minute (a tiny random "
+            "BERT: its numbers mean nothing).")
     options = TaskOptions(name=task, glue_dir=str((root / glue_dir).resolve()) if glue_dir else None,
                           data_dir=str(root / "data"))
     reproduce(RunConfig.from_preset(preset, task=options, out=str(folder)))
