@@ -435,3 +435,51 @@ def test_every_markdown_table_is_valid(run):
         assert not re.search(r"\|\s*nan\s*\|", path.read_text()), f"{path.name} prints nan"
     main_md = (run / "tables" / "main.md").read_text()
     assert "; " in main_md  # the two seeds' thresholds share one cell without breaking the row
+
+
+# ----------------------------------------------------------------------------- the explorer's targets, comparison, drill-down
+
+
+def test_explorer_targets_match_the_main_table_for_three_members_too(run):
+    from workbench.ui.state import load_explorer_data
+    data = load_explorer_data(run)
+    main_table = load_tables(run)["main"].set_index(["method", "target_speedup"])
+    for method in ("cascade 1L>2L>6L", "cascade 1L>6L", "deebert"):
+        for target in (2.0, 3.0):
+            points = [data.with_seed(s).target_state(method, data.method(method).rules[0], target) for s in data.seeds]
+            row = main_table.loc[(method, target)]
+            if row["verdict"] == "unreachable":
+                assert any(p is None for p in points)
+                continue
+            assert np.mean([p.metric for p in points]) == pytest.approx(row["metric"])
+            assert np.mean([p.speedup_layers for p in points]) == pytest.approx(row["speedup_layers"])
+    three = data.target_state("cascade 1L>2L>6L", "maxprob", 2.0)
+    assert three is None or len(three.values) == 2  # one threshold per non-final member
+
+
+def test_explorer_compares_methods_and_drills_down_to_one_example(run):
+    from workbench.ui.state import load_explorer_data
+    data = load_explorer_data(run)
+    table = data.compare(["deebert", "cascade 1L>6L", "pabee"], 2.0)
+    assert table["method"].tolist() == ["deebert", "cascade 1L>6L", "pabee"]
+    reached = table[table["verdict"] != "unreachable"]
+    assert np.isnan(reached.iloc[0]["ci_low"])  # the baseline against itself has no interval
+    cascade = reached[reached["method"] == "cascade 1L>6L"].iloc[0]
+    assert cascade["ci_low"] <= cascade["vs_deebert"] <= cascade["ci_high"]
+    assert cascade["metric"] == pytest.approx(data.target_state("cascade 1L>6L", "maxprob", 2.0).metric)
+
+    found = data.search("SUPERB")
+    assert len(found) and found["text"].str.contains("superb").all()
+    one = data.example(found["example_id"].iloc[0], methods=["deebert", "cascade 1L>6L"], target=2.0)
+    assert "superb" in one["text"] and one["label"] in data.label_names
+    panel = one["panel"]
+    assert len(panel[panel["model"] == "deebert"]) == 6 and len(panel[panel["model"] == "complete-1L"]) == 1
+    probs = panel[[f"p({name})" for name in data.label_names]].to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    stops = one["stops"].set_index("method")
+    point = data.target_state("cascade 1L>6L", "maxprob", 2.0)
+    i = int(np.flatnonzero(point.example_ids == one["example_id"])[0])
+    assert stops.loc["cascade 1L>6L", "stops_at"] == point.members[point.exit_index[i]]
+    assert stops.loc["cascade 1L>6L", "right"] == bool(point.correct[i])
+    with pytest.raises(ValueError, match="not in the test split"):
+        data.example("no-such-id")

@@ -259,7 +259,7 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
         "run": asdict(config), "task": {"name": task.spec.name, "source": task.source, "notes": list(task.notes),
                                         "fingerprint": task.fingerprint(), "split_seed": task.split_seed,
                                         "tune_from": task.tune_from, "metric": task.spec.metric,
-                                        "num_labels": task.num_labels,
+                                        "num_labels": task.num_labels, "label_names": list(task.spec.label_names),
                                         "sizes": {k: len(v) for k, v in task.splits.items()}},
         "full_layers": full_layers, "shape": asdict(study.shape), "speedup_unit": unit,
         "small_shape": asdict(small_shape) if small_shape else None, "environment": environment()})

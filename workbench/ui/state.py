@@ -38,6 +38,7 @@ from workbench.methods.signals import PER_STAGE, Scored, score_splits
 from workbench.names import (CASCADE_POLICIES, EXIT_POLICIES, SIGNALS, claims_cascade, exit_rules, members_label,
                              parse_cascade)
 from workbench.runs.folder import load_run, run_cascades, run_texts
+from workbench.runs.outputs import prob_matrix
 
 # max-prob is every method's own rule already; a per-stage threshold (ztw) is no single slider: see the study's tables
 SIGNAL_RULES = tuple(s for s in SIGNALS if s != "maxprob" and s not in PER_STAGE)
@@ -247,28 +248,34 @@ def explorer_curve(outputs: pd.DataFrame, *, study: Study, method: str | Sequenc
                            grid=grid, outputs=outputs, split=split, seed=seed)
 
 
+def tuned_point(outputs: pd.DataFrame, *, study: Study, method: str | Sequence[str], policy: str, target: float,
+                seed: int = 0, tune: str = "tune", split: str = "test") -> OperatingPoint | None:
+    """The method at `target` speed-up (in the study's unit) on `split`, its parameters chosen on `tune` exactly as
+    in the main table (`points.tuned_exit_point`; for a cascade `points.tuned_cascade_point`, one threshold per
+    non-final member); None when there are no tune rows or the target is out of reach."""
+    m = resolve_method(method)
+    if not (outputs["split"] == tune).any():
+        return None
+    if policy in SIGNAL_RULES:
+        return tuned_signal_points(outputs, study, m.label, policy, [target], seed, tune=tune, test=split)[0]
+    if m.is_cascade:
+        return tuned_cascade_point(outputs, study, m.members, target, seed, label=m.label, tune=tune, test=split)
+    point = tuned_exit_point(outputs, study, m.members[0], target, seed, policy=policy, tune=tune, test=split)
+    return None if point is None else dataclasses.replace(point, method=m.label)
+
+
 def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequence[str], policy: str,
                     target: float = 3.0, seed: int = 0, tune: str = "tune",
                     split: str = "test") -> float | tuple[float, ...]:
-    """The parameter the study would use for `target` speed-up (in the study's unit): chosen on the `tune` split
-    exactly as in the main table (`points.tuned_exit_point`; for a cascade `points.tuned_cascade_point`, one
-    threshold per non-final member, as a tuple). When that is not possible (no tune rows, target
-    unreachable), the grid value whose speed-up (in the study's unit) on `split` is closest to `target`."""
+    """The parameter the study would use for `target` speed-up (in the study's unit): that of
+    :func:`tuned_point` (for a cascade one threshold per non-final member, as a tuple). When that is not
+    possible (no tune rows, target unreachable), the grid value whose speed-up (in the study's unit) on
+    `split` is closest to `target`."""
     m = resolve_method(method)
-    chosen = None
-    if (outputs["split"] == tune).any():
-        if policy in SIGNAL_RULES:
-            chosen = tuned_signal_points(outputs, study, m.label, policy, [target], seed, tune=tune, test=split)[0]
-            if chosen is not None:
-                return chosen.param
-        elif m.is_cascade:
-            chosen = tuned_cascade_point(outputs, study, m.members, target, seed, label=m.label, tune=tune,
-                                         test=split)
-        else:
-            chosen = tuned_exit_point(outputs, study, m.members[0], target, seed, policy=policy, tune=tune,
-                                      test=split)
+    chosen = tuned_point(outputs, study=study, method=m, policy=policy, target=target, seed=seed, tune=tune,
+                         split=split)
     if chosen is not None:
-        return tuple(chosen.values) if m.is_cascade else chosen.param
+        return tuple(chosen.values) if m.is_cascade and policy not in SIGNAL_RULES else chosen.param
     curve = explorer_curve(outputs, study=study, method=m, policy=policy, split=split, seed=seed)
     speedups = curve["speedup_layers"].to_numpy()
     if study.unit == "flops":  # the fallback, too, in the unit of the targets
@@ -382,6 +389,103 @@ class ExplorerData:
                              f"probability {1 - eps:g} on this tune split (too few examples, or even nobody stopping "
                              f"early misses it); allow a larger delta or eps")
         return dataclasses.replace(point, texts=self.texts)
+
+    # targets, comparison, one example -------------------------------------------------------------------
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(sorted(int(s) for s in self.outputs["seed"].unique()))
+
+    def with_seed(self, seed: int) -> ExplorerData:
+        """The same run at another training seed (texts shared, caches fresh)."""
+        if seed not in self.seeds:
+            raise ValueError(f"this run has seeds {list(self.seeds)}, not {seed}")
+        return dataclasses.replace(self, seed=int(seed), _cache={"texts": True} if self._texts is not None else {})
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The task's label names (from config.json; '0', '1', ... for a run that did not record them)."""
+        task = self.config["task"]
+        return tuple(task.get("label_names") or (str(i) for i in range(int(task["num_labels"]))))
+
+    def target_state(self, method: str | Sequence[str], policy: str, target: float) -> OperatingPoint | None:
+        """The method at `target` speed-up with its parameters chosen on tune exactly as in the main table (a
+        cascade: one threshold per non-final member); None when the target is out of reach."""
+        m = self.method(method)
+        key = ("target", m.members, policy, float(target))
+        if key not in self._cache:
+            point = tuned_point(self.outputs, study=self.study, method=m, policy=policy, target=target,
+                                seed=self.seed, split=self.split)
+            self._cache[key] = None if point is None else dataclasses.replace(point, texts=self.texts)
+        return self._cache[key]
+
+    def compare(self, methods: Sequence[str], target: float, *, baseline: str = "deebert") -> pd.DataFrame:
+        """Several methods at one target, each with its own rule and the main table's parameters: the metric,
+        both speed-ups, ECE, and the paired 95% interval of the difference to `baseline` (at the same target).
+        A method out of reach gets a row that says so."""
+        from workbench.study.tables import paired_difference
+        base = self.target_state(baseline, self.method(baseline).rules[0], target)
+        rows = []
+        for label in dict.fromkeys(methods):
+            point = self.target_state(label, self.method(label).rules[0], target)
+            if point is None:
+                rows.append({"method": label, "target_speedup": float(target), "verdict": "unreachable"})
+                continue
+            row = {"method": label, "target_speedup": float(target), "metric_name": point.metric_name,
+                   "metric": point.metric, "speedup_layers": point.speedup_layers,
+                   "speedup_flops": point.speedup_flops, "ece": point.ece, "setting": point.setting}
+            if base is not None and label != baseline:
+                compared = paired_difference([(point, base)], self.study)
+                row.update({f"vs_{baseline}": point.metric - base.metric, "ci_low": compared["ci_low"],
+                            "ci_high": compared["ci_high"], "verdict": compared["verdict"]})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def search(self, text: str, *, limit: int = 50) -> pd.DataFrame:
+        """Examples of this split whose text contains `text` (any case): example_id and text."""
+        ids = pd.Index(self.outputs.loc[(self.outputs["split"] == self.split) & (self.outputs["seed"] == self.seed),
+                                        "example_id"].unique())
+        texts = self.texts
+        if texts is None:
+            return pd.DataFrame({"example_id": ids[ids.str.contains(text, case=False, regex=False)][:limit],
+                                 "text": ""})
+        shown = texts.reindex(ids).fillna("")
+        found = shown[shown.str.contains(text, case=False, regex=False)].head(limit)
+        return pd.DataFrame({"example_id": found.index, "text": found.to_numpy()})
+
+    def example(self, example_id: str, *, methods: Sequence[str] = (), target: float = 3.0) -> dict:
+        """One example, drilled down: its text and gold label; `panel`, one row per model and exit (every
+        model of the run): the probability of each class, the max-prob, the answer and whether it is right;
+        and `stops`, where each of `methods` stops at `target` (parameters as in the main table), its answer
+        and whether it is right."""
+        example_id = str(example_id)
+        rows = self.outputs[(self.outputs["split"] == self.split) & (self.outputs["seed"] == self.seed)
+                            & (self.outputs["example_id"] == example_id)]
+        if rows.empty:
+            raise ValueError(f"example {example_id!r} is not in the {self.split} split of seed {self.seed}")
+        names = self.label_names
+        probs = prob_matrix(rows)
+        panel = pd.DataFrame({"model": rows["model"].to_numpy(), "layer": rows["layer"].to_numpy()})
+        for c, name in enumerate(names):
+            panel[f"p({name})"] = probs[:, c]
+        panel = panel.assign(max_prob=probs.max(1), answer=[names[int(p)] for p in rows["pred"]],
+                             right=rows["correct"].to_numpy().astype(bool))
+        stops = []
+        for label in methods:
+            point = self.target_state(label, self.method(label).rules[0], target)
+            if point is None:
+                stops.append({"method": label, "stops_at": "unreachable"})
+                continue
+            i = int(np.flatnonzero(point.example_ids == example_id)[0])
+            where = (point.members[point.exit_index[i]] if len(point.members) > 1 else
+                     f"layer {point.exits[point.exit_index[i]]}")
+            stops.append({"method": label, "stops_at": where, "layers": int(point.layers_executed[i]),
+                          "answer": names[int(point.pred[i])], "right": bool(point.pred[i] == point.labels[i]),
+                          "setting": point.setting})
+        texts = self.texts
+        return {"example_id": example_id, "text": None if texts is None else texts.get(example_id),
+                "label": names[int(rows["label"].iloc[0])],
+                "panel": panel.sort_values(["model", "layer"], kind="stable").reset_index(drop=True),
+                "stops": pd.DataFrame(stops)}
 
     def operating_param(self, method: str | Sequence[str], policy: str,
                         target: float = 3.0) -> float | tuple[float, ...]:
