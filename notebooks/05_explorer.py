@@ -93,8 +93,14 @@ print(wb.answers.explorer(data, target=3.0))
 # %% [markdown]
 # ## The explorer
 #
-# Pick a method and an exit rule, move the slider, tick *only wrong early exits*. `explorer.state` holds
-# the current operating point (its `examples` table has every test input).
+# Pick a method, an exit rule, a seed and a target: the target sets every threshold as the main table does
+# (on tune; a cascade of three members gets one slider per member). Move a slider to explore by hand (the
+# target then reads *free*), page through the examples or tick *only wrong early exits*. Below, compare
+# several methods at the target with paired intervals against a baseline, and drill down to one example
+# (pick its id, or search the texts): the probability of each class at every exit of every model, and
+# where each method stops. `explorer.state` holds the current operating point (its `examples` table has
+# every test input); `data.compare(...)`, `data.example(...)` and `data.search(...)` give the same tables
+# in Python.
 
 # %%
 explorer = show_explorer(data)

@@ -483,3 +483,30 @@ def test_explorer_compares_methods_and_drills_down_to_one_example(run):
     assert stops.loc["cascade 1L>6L", "right"] == bool(point.correct[i])
     with pytest.raises(ValueError, match="not in the test split"):
         data.example("no-such-id")
+
+
+def test_explorer_widgets_for_targets_seeds_pages_comparison_and_drill_down(run):
+    from workbench.ui.explorer import FREE, build_explorer
+    from workbench.ui.state import load_explorer_data
+    data = load_explorer_data(run)
+    ui = build_explorer(data, method="cascade 1L>2L>6L", target=2.0)
+    expected = data.target_state("cascade 1L>2L>6L", "maxprob", 2.0)
+    if expected is not None:  # the target sets both thresholds as the main table does
+        assert ui.state.values == pytest.approx(expected.values) and ui.state.metric == pytest.approx(expected.metric)
+    assert [s.layout.display for s in ui.params[:2]] == [None, None]
+    first = ui.params[1].options[0][1]
+    ui.params[1].value = first if ui.params[1].value != first else ui.params[1].options[-1][1]
+    assert ui.target.value == FREE and ui.state.values[1] == pytest.approx(ui.params[1].value)
+    ui.target.value = 2.0
+    assert expected is None or ui.state.values == pytest.approx(expected.values)
+    ui.seed.value = 1
+    assert ui.state.seed == 1
+    assert ui.page.max == -(-len(ui.state.examples) // ui.rows)
+    ui.page.value = 2
+    assert f"rows {ui.rows + 1}-" in ui.table.value
+    ui.compared.value = ("deebert", "cascade 1L>6L")
+    assert "cascade 1L&gt;6L" in ui.comparison.value and "paired bootstrap" in ui.comparison.value
+    ui.search.value = "superb"
+    assert ui.example_id.options and "contain" in ui.drill.value
+    ui.example_id.value = ui.example_id.options[0]
+    assert "gold label" in ui.drill.value and "every exit of every model" in ui.drill.value
