@@ -201,3 +201,13 @@ def test_reliability_diagram_rejects_other_frames():
     import pandas as pd
     with pytest.raises(ValueError, match="lacks column"):
         reliability_diagram(pd.DataFrame({"bin": [0]}))
+
+
+def test_reliability_diagram_starts_at_one_over_the_classes_and_counts_each_bin():
+    table = reliability_table([0.55, 0.55, 0.65, 0.95, 0.95, 0.95], [True, False, True, True, True, False])
+    ax = reliability_diagram(table, label="binary", x_min=0.5)
+    assert ax.get_xlim() == (0.5, 1.0)
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "2", "3"]  # one count above each filled bin
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().y1 < ax.get_window_extent().y0 + 1  # the legend sits below the axes
+    plt.close("all")

@@ -84,7 +84,7 @@ def test_figures_regenerate_from_stored_files(run, tmp_path):
     paths = write_figures(run, tmp_path / "figs")
     names = {p.name for p in paths}
     for stem in ("speed_accuracy", "dis_heatmap", "reliability"):
-        assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.json"} <= names
+        assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.json", f"{stem}.csv"} <= names  # the data beside each figure
     sidecar = json.loads((tmp_path / "figs" / "speed_accuracy.json").read_text())
     assert sidecar["config"]["task"] == "toy"
 
@@ -510,3 +510,17 @@ def test_explorer_widgets_for_targets_seeds_pages_comparison_and_drill_down(run)
     assert ui.example_id.options and "contain" in ui.drill.value
     ui.example_id.value = ui.example_id.options[0]
     assert "gold label" in ui.drill.value and "every exit of every model" in ui.drill.value
+
+
+def test_speed_accuracy_figure_marks_every_method_at_its_targets(run):
+    import matplotlib
+    matplotlib.use("Agg")
+    from workbench.study.figures import speed_accuracy, speed_accuracy_curves, target_points
+    tables = load_tables(run)
+    points = target_points(tables)
+    assert "cascade 1L>2L>6L" in set(points["method"])  # no curve of its own, but its operating points
+    assert not points["method"].str.contains(" with |random|oracle|static").any()
+    ax = speed_accuracy(speed_accuracy_curves(tables), points=points, targets=[2.0, 3.0, 4.0])
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "cascade 1L>2L>6L (at the targets)" in labels
+    assert sum(1 for line in ax.get_lines() if line.get_marker() == "D") == points["method"].nunique()

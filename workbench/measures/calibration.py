@@ -211,12 +211,22 @@ def fit_temperature(logits, labels, *, log_bounds: tuple[float, float] = (-4.0, 
 
 # ----------------------------------------------------------------------------- presentation
 
-def reliability_diagram(table: pd.DataFrame, *, ax=None, label: str | None = None):
+def table_ece(table: pd.DataFrame) -> float:
+    """ECE (in points) of a :func:`reliability_table`: the count-weighted mean |gap| of its bins."""
+    filled = table[table["count"] > 0]
+    total = table["count"].sum()
+    return 100.0 * float(np.sum(filled["count"] / total * filled["gap"].abs())) if total else float("nan")
+
+
+def reliability_diagram(table: pd.DataFrame, *, ax=None, label: str | None = None, x_min: float = 0.0,
+                        counts: bool = True):
     """Reliability diagram of one :func:`reliability_table`: accuracy per bin against the diagonal.
 
-    Bars show each non-empty bin's accuracy over its confidence range; the shaded band between accuracy
-    and mean confidence is the gap (over-confidence when above the bar). The legend entry carries the
-    ECE of the table. Pass ``ax`` to overlay several tables (give each a ``label``). Returns the Axes.
+    Bars show each non-empty bin's accuracy over its confidence range, with its count above it (`counts`);
+    the shaded band between accuracy and mean confidence is the gap (over-confidence when above the bar).
+    The legend entry carries the ECE of the table; the legend sits below the axes, off the data. `x_min`
+    starts the confidence axis where confidences can start (1 / classes: a max-prob is never below it).
+    Pass ``ax`` to overlay several tables (give each a ``label``). Returns the Axes.
     """
     import matplotlib.pyplot as plt
 
@@ -226,8 +236,7 @@ def reliability_diagram(table: pd.DataFrame, *, ax=None, label: str | None = Non
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     filled = table[table["count"] > 0]
-    total = table["count"].sum()
-    ece_value = 100.0 * float(np.sum(filled["count"] / total * filled["gap"].abs())) if total else float("nan")
+    ece_value = table_ece(table)
     name = label if label is not None else "accuracy"
     width = (filled["upper"] - filled["lower"]).to_numpy()
     bars = ax.bar(filled["lower"], filled["accuracy"], width=width, align="edge", alpha=0.7,
@@ -235,11 +244,15 @@ def reliability_diagram(table: pd.DataFrame, *, ax=None, label: str | None = Non
     ax.bar(filled["lower"], filled["gap"], bottom=filled["accuracy"], width=width, align="edge",
            color=bars.patches[0].get_facecolor() if len(bars.patches) else None, alpha=0.25, hatch="//",
            edgecolor="red", linewidth=0.0, label=f"{name}: gap (confidence - accuracy)")
+    if counts:
+        for lower, upper, accuracy, count in filled[["lower", "upper", "accuracy", "count"]].itertuples(index=False):
+            ax.text((lower + upper) / 2, min(accuracy, 0.93) + 0.015, f"{int(count)}", ha="center", va="bottom",
+                    fontsize="xx-small")
     if "perfect calibration" not in [line.get_label() for line in ax.get_lines()]:
-        ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
-    ax.set_xlim(0, 1)
+        ax.plot([x_min, 1], [x_min, 1], linestyle="--", color="gray", label="perfect calibration")
+    ax.set_xlim(x_min, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (max softmax probability)")
     ax.set_ylabel("accuracy")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize="x-small", ncol=1, frameon=False)
     return ax

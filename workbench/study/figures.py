@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from workbench.measures.calibration import reliability_diagram, reliability_table
+from workbench.measures.calibration import reliability_diagram, reliability_table, table_ece
 from workbench.methods.points import OperatingPoint
-from workbench.names import COMPLETE_CURVE, EXIT_POLICIES, EXIT_REFERENCES, display_name, parse_reference
+from workbench.names import (COMPLETE_CURVE, EXIT_POLICIES, EXIT_REFERENCES, claims_cascade, display_name, exit_rules,
+                             parse_reference)
 from workbench.runs.folder import load_tables, run_cascades
-from workbench.store import environment, read_json, write_json
+from workbench.store import atomic_write_text, environment, read_json, write_json
 
 PALETTE = "colorblind"
 RUN_FIGURES = ("speed_accuracy", "sufficiency", "dis_heatmap", "reliability")  # what write_figures draws
@@ -41,17 +42,29 @@ def _axes(ax, figsize=(6, 4)):
 
 
 def speed_accuracy(curves: pd.DataFrame, *, ax=None, x: str = "speedup_layers", metric_name: str = "accuracy",
-                   references: pd.DataFrame | None = None, legend_outside: bool = True):
+                   references: pd.DataFrame | None = None, legend_outside: bool = True,
+                   points: pd.DataFrame | None = None, targets: Sequence[float] = ()):
     """Speed-accuracy curves: one line per `method` of `curves` (columns method, `x`, metric); dashed
-    reference lines (random, oracle) from `references` with the same columns."""
+    reference lines (random, oracle) from `references` with the same columns; the operating points of the
+    main table at each target (`points`, same columns: diamonds in the method's colour, so a method with no
+    curve, such as a three-member cascade, is shown too) and the `targets` as dotted vertical lines."""
     ax = _axes(ax, figsize=(9, 4.5))
-    methods = sorted(curves["method"].unique())
+    methods = sorted(set(curves["method"]) | (set(points["method"]) if points is not None else set()))
     palette = sns.color_palette(PALETTE)  # beyond its colours, the next methods repeat them with other line styles
-    styles = {m: (palette[i % len(palette)], ("-", "--", "-.", ":")[i // len(palette) % 4]) for i, m in enumerate(methods)}
+    styles = {m: (palette[i % len(palette)], ("-", "--", "-.", ":")[i // len(palette) % 4])
+              for i, m in enumerate(methods)}
     for method, group in curves.groupby("method", sort=True):
         group = group.sort_values(x)
         color, line = styles[method]
         ax.plot(group[x], group["metric"], marker="o", ms=3, label=method, color=color, linestyle=line)
+    for target in targets:
+        ax.axvline(target, color="0.6", linestyle=":", linewidth=0.8, zorder=0)
+    if points is not None:
+        curved = set(curves["method"])
+        for method, group in points.groupby("method", sort=True):
+            ax.plot(group[x], group["metric"], marker="D", ms=6, linestyle="none", color=styles[method][0],
+                    markeredgecolor="black", markeredgewidth=0.6,
+                    label=None if method in curved else f"{method} (at the targets)")
     if references is not None:
         styles = itertools.cycle(("--", ":", "-.", (0, (5, 1, 1, 1))))
         for method, group in references.groupby("method", sort=True):
@@ -115,18 +128,23 @@ def exit_histogram(shares: pd.Series, *, ax=None, label: str | None = None):
     return ax
 
 
-def save_figure(ax_or_fig, path_stem: str | Path, *, config: dict[str, Any] | None = None) -> list[Path]:
-    """Write `<stem>.png`, `<stem>.pdf` and `<stem>.json` (the settings that made the figure)."""
+def save_figure(ax_or_fig, path_stem: str | Path, *, config: dict[str, Any] | None = None,
+                data: pd.DataFrame | None = None) -> list[Path]:
+    """Write `<stem>.png`, `<stem>.pdf`, `<stem>.json` (the settings that made the figure) and, given `data`,
+    `<stem>.csv`: the numbers drawn, beside the picture."""
     fig = ax_or_fig.figure if hasattr(ax_or_fig, "figure") and not isinstance(ax_or_fig, plt.Figure) else ax_or_fig
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     paths = []
     for suffix in (".png", ".pdf"):
         tmp = stem.with_name(f".{stem.name}.tmp{suffix}")
-        fig.savefig(tmp, dpi=150)
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")  # legends outside the axes stay in the picture
         tmp.replace(stem.with_suffix(suffix))
         paths.append(stem.with_suffix(suffix))
+    if data is not None:
+        paths.append(atomic_write_text(stem.with_suffix(".csv"), data.to_csv(index=False)))
     paths.append(write_json(stem.with_suffix(".json"), {"figure": stem.name, "config": config or {},
                                                         "environment": environment()}))
     plt.close(fig)
@@ -150,27 +168,32 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
     if len(tables.get("early_exit", ())):
         x = "speedup_flops" if config.get("speedup_unit") == "flops" else "speedup_layers"  # the targets' unit
         first = run_cascades(config)[0].pair if "full_layers" in config else None  # the executor's cascade
-        ax = speed_accuracy(speed_accuracy_curves(tables, x=x), x=x, metric_name=metric,
-                            references=speed_accuracy_references(tables, x=x, pair=first))
         targets = (config.get("run") or {}).get("targets") or []
+        curves, points = speed_accuracy_curves(tables, x=x), target_points(tables, x=x)
+        references = speed_accuracy_references(tables, x=x, pair=first)
+        ax = speed_accuracy(curves, x=x, metric_name=metric, references=references, points=points, targets=targets)
+        drawn = pd.concat([curves.assign(kind="curve"), *([] if points is None else [points.assign(kind="target")]),
+                           *([] if references is None else [references.assign(kind="reference")])],
+                          ignore_index=True)
         if targets:  # beyond twice the highest target only the small members alone remain: leave them out of view
             ax.set_xlim(0.8, max(ax.get_xlim()[0], 2 * max(targets)) + 0.2)
         ax.set_title(f"{config['task']['name']}: speed vs {metric} (test split, mean over seeds)")
-        written += save_figure(ax, out / "speed_accuracy", config=settings)
+        written += save_figure(ax, out / "speed_accuracy", config=settings, data=drawn)
     if len(tables.get("sufficiency", ())):
         ax = sufficiency_bars(tables["sufficiency"])
         ax.set_title("instances DeeBERT exits at layer k")
-        written += save_figure(ax, out / "sufficiency", config=settings)
+        written += save_figure(ax, out / "sufficiency", config=settings, data=tables["sufficiency"])
     if "dis" in tables:
         ax = dis_heatmap(tables["dis"])
         ax.set_title("Difficulty Inversion Score (test split; 50 = chance)")
-        written += save_figure(ax, out / "dis_heatmap", config=settings)
+        written += save_figure(ax, out / "dis_heatmap", config=settings, data=tables["dis"])
     bins = tables.get("reliability")
     if bins is not None and not bins.empty:
         panels = list(dict.fromkeys(bins["model"]))
-        written += save_figure(reliability_grid(bins), out / "reliability", config={**settings, "panels": panels})
+        written += save_figure(reliability_grid(bins, num_labels=config["task"].get("num_labels")),
+                               out / "reliability", config={**settings, "panels": panels}, data=bins)
     for stem in set(RUN_FIGURES) - {p.stem for p in written}:  # an earlier configuration's figure
-        for suffix in (".png", ".pdf", ".json"):
+        for suffix in (".png", ".pdf", ".json", ".csv"):
             (out / stem).with_suffix(suffix).unlink(missing_ok=True)
     return written
 
@@ -191,6 +214,18 @@ def speed_accuracy_curves(tables: dict[str, pd.DataFrame], *, x: str = "speedup_
     if x in static:
         parts.append(static.assign(method=COMPLETE_CURVE)[["method", x, "metric"]])
     return pd.concat(parts, ignore_index=True)[["method", x, "metric"]].dropna(subset=[x])
+
+
+def target_points(tables: dict[str, pd.DataFrame], *, x: str = "speedup_layers") -> pd.DataFrame | None:
+    """The main table's operating points at its targets (method, `x`, metric) for the speed-accuracy figure:
+    DeeBERT, PABEE and every cascade (three members too) on their own rules; signal methods, static models
+    and the references are left out."""
+    main = tables.get("main")
+    if main is None or x not in main:
+        return None
+    keep = main["method"].map(lambda m: exit_rules(m) is not None or claims_cascade(m))
+    rows = main[keep & (main["verdict"] != "unreachable")]
+    return rows[["method", x, "metric"]].dropna(subset=[x]) if len(rows) else None
 
 
 def speed_accuracy_references(tables: dict[str, pd.DataFrame], *, x: str = "speedup_layers",
@@ -216,35 +251,38 @@ def speed_accuracy_references(tables: dict[str, pd.DataFrame], *, x: str = "spee
     return pd.concat(parts, ignore_index=True).dropna(subset=[x]) if parts else None
 
 
-def reliability_grid(bins: pd.DataFrame, *, models: Sequence[str] | None = None, columns: int = 3):
+def reliability_grid(bins: pd.DataFrame, *, models: Sequence[str] | None = None, columns: int = 3,
+                     num_labels: int | None = None):
     """Reliability diagrams on a grid, one panel per model exit of a per-bin table (`tables.reliability_bins`:
-    columns model, layer and those of `calibration.reliability_table`); `models` picks and orders the panels.
-    Returns the Figure."""
+    columns model, layer and those of `calibration.reliability_table`); `models` picks and orders the panels;
+    with `num_labels` the confidence axis starts at 1 / num_labels. Each panel's title gives its ECE and its
+    bars their counts. Returns the Figure."""
     panels = [m for m in (models or dict.fromkeys(bins["model"])) if (bins["model"] == m).any()]
     if not panels:
         raise ValueError(f"no reliability bins for {list(models or [])}; the table has {sorted(set(bins['model']))}")
     cols = min(columns, len(panels))
     rows = -(-len(panels) // cols)
     use_style()
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 5.2 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
+    x_min = 1.0 / num_labels if num_labels else 0.0
     for ax, model in zip(axes.flat, panels):
-        table = bins[bins["model"] == model]
-        label = display_name(model, int(table["layer"].iloc[0]))
-        reliability_diagram(table.drop(columns=["model", "layer"]), ax=ax, label=label)
-        ax.set_title(f"{label} (test, seeds pooled)", fontsize="medium")
-        ax.legend(fontsize="x-small", loc="upper left")
+        table = bins[bins["model"] == model].drop(columns=["model", "layer"])
+        label = display_name(model, int(bins.loc[bins["model"] == model, "layer"].iloc[0]))
+        reliability_diagram(table, ax=ax, label=label, x_min=x_min)
+        ax.set_title(f"{label}: ECE {table_ece(table):.1f}\n(test, seeds pooled)", fontsize="medium")
     return fig
 
 
 # ----------------------------------------------------------------------------- the explorer's figure
 
 
-def explorer_figure(state: OperatingPoint, curve: pd.DataFrame, *, fig=None):
+def explorer_figure(state: OperatingPoint, curve: pd.DataFrame, *, fig=None, num_labels: int | None = None):
     """Three views of one operating point: the method's speed-accuracy curve with the point marked, the
-    share of examples answered at each exit, and the reliability diagram of the answers (with their ECE).
-    Draws on `fig` (a new matplotlib Figure, not registered with pyplot, when None) and returns it."""
+    share of examples answered at each exit, and the reliability diagram of the answers (with their ECE; its
+    confidence axis from 1 / `num_labels`, default from the labels seen). Draws on `fig` (a new matplotlib
+    Figure, not registered with pyplot, when None) and returns it."""
     from matplotlib.figure import Figure
 
     use_style()
@@ -253,7 +291,7 @@ def explorer_figure(state: OperatingPoint, curve: pd.DataFrame, *, fig=None):
     speed_accuracy(curve[["method", "speedup_layers", "metric"]], ax=ax_curve, metric_name=state.metric_name)
     ax_curve.plot([state.speedup_layers], [state.metric], marker="X", ms=13, color="crimson", linestyle="none",
                   label=f"operating point: {state.rule_text()}")
-    ax_curve.legend(fontsize="small", loc="best")
+    ax_curve.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     ax_curve.set_title(f"{state.metric_name} {state.metric:.1f} at {state.speedup_layers:.2f}x")
     exit_histogram(state.exit_shares, ax=ax_exits)
     ax_exits.set_xticks(state.exit_shares.index.astype(int))
@@ -262,7 +300,8 @@ def explorer_figure(state: OperatingPoint, curve: pd.DataFrame, *, fig=None):
     ax_exits.set_title(f"{100 * state.examples['early'].mean():.0f}% exit early, "
                        f"{len(state.wrong_early_exits)} of them wrong")
     table = reliability_table(state.examples["confidence"].to_numpy(), state.examples["correct"].to_numpy())
-    reliability_diagram(table, ax=ax_reliability, label="answers")
+    classes = num_labels or int(max(state.labels.max(), state.pred.max())) + 1
+    reliability_diagram(table, ax=ax_reliability, label="answers", x_min=1.0 / max(2, classes))
     ax_reliability.set_title(f"calibration of the answers: ECE {state.ece:.1f}")
     fig.suptitle(f"{state.method} ({state.split} split, seed {state.seed})")
     return fig

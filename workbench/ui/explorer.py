@@ -33,7 +33,8 @@ def static_explorer_figure(run: str | Path | ExplorerData, *, method: str | Sequ
     policy = policy or data.method(method).rules[0]
     param = data.operating_param(method, policy, target) if param is None else param
     fig = plt.figure(figsize=(15, 4.2), layout="constrained")
-    return explorer_figure(data.state(method, policy, param), data.curve(method, policy), fig=fig)
+    return explorer_figure(data.state(method, policy, param), data.curve(method, policy), fig=fig,
+                           num_labels=len(data.label_names))
 
 
 # ----------------------------------------------------------------------------- the widget UI
@@ -201,7 +202,8 @@ class ExplorerUI:
         if self.target.value != FREE and self.data.target_state(method, policy, self.target.value) is None:
             note = f" (the {self.target.value:g}x target is out of reach on tune: the closest setting is shown)"
         self.summary.value = f"<b>{html.escape(self.state.summary())}</b>{note}"
-        self.figure.value = figure_png(explorer_figure(self.state, self.data.curve(method, policy)))
+        self.figure.value = figure_png(explorer_figure(self.state, self.data.curve(method, policy),
+                                                       num_labels=len(self.data.label_names)))
         self._show_table(reset=True)
         self._show_example()
 
