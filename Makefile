@@ -21,10 +21,12 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 reproduce: setup
-	$(BIN)/python -m workbench reproduce --task $(TASK) --preset $(PRESET) --out $(OUT)
+	$(BIN)/python -m workbench reproduce --task $(TASK) --preset $(PRESET) --out $(OUT) \
+	  $(if $(filter-out rt vitaminc,$(TASK)),--glue-dir $(GLUE_DIR))
 	mkdir -p $(OUT)/notebooks
 	cd notebooks && for nb in *.ipynb; do \
-	  WORKBENCH_PRESET=$(PRESET) WORKBENCH_TASK=$(TASK) ../$(BIN)/jupyter nbconvert --to notebook --execute "$$nb" \
+	  WORKBENCH_PRESET=$(PRESET) WORKBENCH_TASK=$(TASK) $(if $(filter-out rt vitaminc,$(TASK)),WORKBENCH_GLUE_DIR=$(abspath $(GLUE_DIR))) \
+	  ../$(BIN)/jupyter nbconvert --to notebook --execute "$$nb" \
 	    --ExecutePreprocessor.timeout=1800 --output-dir ../$(OUT)/notebooks || exit 1; done
 
 test: setup

@@ -32,9 +32,9 @@
 # %% tags=["parameters"]
 import os
 
-PRESET = os.environ.get("WORKBENCH_PRESET", "quick")  # smoke (a minute, tiny random BERT) | lesson (5 min) | quick | paper | full
+PRESET = os.environ.get("WORKBENCH_PRESET", "quick")  # smoke (1 min) | lesson (5 min) | quick | paper | full
 TASK = os.environ.get("WORKBENCH_TASK", "rt")  # rt, vitaminc, or a GLUE task name with GLUE_DIR
-GLUE_DIR = None    # folder in the official GLUE layout (<TASK>/train.tsv, dev.tsv), for GLUE tasks
+GLUE_DIR = os.environ.get("WORKBENCH_GLUE_DIR")  # GLUE layout folder (<TASK>/train.tsv, dev.tsv), GLUE tasks
 RUN_DIR = None     # None: runs/<TASK>-<PRESET> under the repository, the folder `make reproduce` writes
 
 # %%
