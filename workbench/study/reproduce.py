@@ -15,7 +15,9 @@ A run folder (`--out DIR`) holds:
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,11 +37,12 @@ from workbench.methods.points import Study, member_costs, static_point, tuned_ca
 from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
-from workbench.names import EXIT_POLICIES, hybrid_label, is_small_member, parse_model, reference_label, signal_label
+from workbench.names import (EXIT_POLICIES, complete_name, hybrid_label, is_small_member, parse_model, reference_label,
+                             signal_label)
 from workbench.runs.cache import cache_lock
 from workbench.runs.folder import write_run
 from workbench.runs.outputs import validate_outputs
-from workbench.store import environment, read_json, to_jsonable
+from workbench.store import atomic_write_text, environment, read_json, to_jsonable
 from workbench.study.checks import check_run
 from workbench.study.figures import write_figures
 from workbench.study.stages import (complete_model, complete_model_outputs, da_member, deebert_model, difficulty_labels,
@@ -216,10 +219,36 @@ def reproduce(config: RunConfig, *, progress: bool = True, force: bool = False) 
     return paths
 
 
+class Stopwatch:
+    """Seconds per stage of the main job, in the order they ran: `timings.csv` of the run folder and one line.
+    A stage's seconds include its training and its predictions, or only reading them when they were cached."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.rows.append({"stage": name, "seconds": round(time.perf_counter() - start, 2)})
+
+    def write(self, path: Path) -> None:
+        atomic_write_text(path, pd.DataFrame(self.rows, columns=["stage", "seconds"]).to_csv(index=False))
+
+    def line(self) -> str:
+        total = sum(row["seconds"] for row in self.rows)
+        return ("time per stage: " + ", ".join(f"{row['stage']} {row['seconds']:.0f} s" for row in self.rows)
+                + f"; {total:.0f} s in all")
+
+
 def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
     """Train (or reuse) every model, store the outputs, then the tables, the executor check and the figures."""
     out = Path(config.out)
-    task = prepare_task(config.task, config.train)
+    clock = Stopwatch()
+    with clock.stage("data"):
+        task = prepare_task(config.task, config.train)
     for note in task.notes:
         tqdm.write(f"{task.spec.name}: {note}")
     shape = EncoderShape.of_config(backbone_config(config.backbone))
@@ -228,33 +257,43 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
     unit = config.unit(widths_differ=small_shape is not None and small_shape.hidden != shape.hidden)
     study = Study(task.spec.name, task.spec.metric, full_layers, shape, task.num_labels, unit=unit,
                   small_shape=small_shape)
-    frames = [complete_model_outputs(task, config, depths=config.trained_depths(full_layers), progress=progress)]
+    with clock.stage("complete models"):
+        frames = [complete_model_outputs(task, config, depths=config.trained_depths(full_layers), progress=progress)]
     difficulty = []
     if config.study:
-        frames.append(early_exit_outputs(task, config, progress=progress))
+        with clock.stage("early-exit models (DeeBERT, PABEE, probes)"):
+            frames.append(early_exit_outputs(task, config, progress=progress))
         members = config.regularized_members(full_layers, small_layers)
         for depth, small in members:
             backbone = config.member_backbone(small=small)
+            name = complete_name(depth, small=small)
             if small:
-                frames += [complete_model(task, config, depth, seed, backbone=backbone, progress=progress)[1]
-                           for seed in config.seeds]
-            easy = difficulty_labels(task, config, depth, backbone=backbone, progress=progress)
+                with clock.stage(f"{name} members"):
+                    frames += [complete_model(task, config, depth, seed, backbone=backbone, progress=progress)[1]
+                               for seed in config.seeds]
+            with clock.stage(f"difficulty labels of {name}"):
+                easy = difficulty_labels(task, config, depth, backbone=backbone, progress=progress)
             difficulty.append({"depth": depth, "backbone": backbone, "rule": config.difficulty.rule,
                                "runs": config.difficulty.runs, "examples": len(easy), "easy_share": float(easy.mean())})
-            frames += [da_member(task, config, depth, seed, easy, backbone=backbone, progress=progress)[1]
-                       for seed in config.seeds]
+            with clock.stage(f"{name}-da members"):
+                frames += [da_member(task, config, depth, seed, easy, backbone=backbone, progress=progress)[1]
+                           for seed in config.seeds]
             if (depth, small) == members[0]:
                 # beyond the paper: the same regularizer on DeeBERT's off-ramps, with the labels of the smallest
                 # member (of the small backbone when there is one)
-                frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1] for seed in config.seeds]
+                with clock.stage("deebert-da"):
+                    frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1]
+                               for seed in config.seeds]
     outputs = validate_outputs(pd.concat(frames, ignore_index=True))
     write_run(out, outputs=outputs)
-    tables = study_tables(outputs, study, config, small_layers)
+    with clock.stage("tables"):
+        tables = study_tables(outputs, study, config, small_layers)
     if difficulty:
         tables["difficulty"] = pd.DataFrame(difficulty)
     if config.study:
-        tables["executor"] = executor_check(task, config, outputs, study, seed=config.seeds[0],
-                                            small_layers=small_layers)
+        with clock.stage("executor check"):
+            tables["executor"] = executor_check(task, config, outputs, study, seed=config.seeds[0],
+                                                small_layers=small_layers)
     write_run(out, tables=tables, config={
         "run": asdict(config), "task": {"name": task.spec.name, "source": task.source, "notes": list(task.notes),
                                         "fingerprint": task.fingerprint(), "split_seed": task.split_seed,
@@ -263,8 +302,11 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
                                         "sizes": {k: len(v) for k, v in task.splits.items()}},
         "full_layers": full_layers, "shape": asdict(study.shape), "speedup_unit": unit,
         "small_shape": asdict(small_shape) if small_shape else None, "environment": environment()})
-    write_figures(out, out / "figures")
+    with clock.stage("figures"):
+        write_figures(out, out / "figures")
     _print_summary(task, config, tables)
+    clock.write(out / "timings.csv")
+    print(clock.line())
 
 
 def _print_summary(task, config: RunConfig, tables: dict[str, pd.DataFrame]) -> None:
