@@ -330,6 +330,9 @@ def test_tables_recomputes_a_run_with_a_risk_guarantee(run, tmp_path, capsys):
     assert set(risk["signal"]) == {"maxprob", "learned"} and set(risk["verdict"]) <= {"controlled", "unreachable"}
     controlled = risk[risk["verdict"] == "controlled"]
     assert ((controlled["drop"] > 5.0) == controlled["violated"]).all()
+    share = after["risk_violations"].set_index("signal").loc["all"]
+    assert share["controlled"] == len(controlled) and share["violations"] == controlled["violated"].sum()
+    assert share["violation_share"] == pytest.approx(controlled["violated"].mean())
     assert after["executor"].equals(before["executor"])
     assert main(["execute", "--run", str(copy)]) == 0  # the executor check again, from the cached models
     again = load_tables(copy)["executor"]

@@ -50,7 +50,8 @@ from workbench.study.stages import (complete_model, complete_model_outputs, da_m
 from workbench.methods.risk import Risk
 from workbench.methods.signal_points import signal_split, tuned_signal_points
 from workbench.methods.signals import fit_signal, scoring_folds
-from workbench.study.signal_tables import risk_table, signal_answers, signal_auroc, signal_comparison
+from workbench.study.signal_tables import (risk_table, risk_violations, signal_answers, signal_auroc,
+                                           signal_comparison)
 from workbench.study.tables import (calibration_summary, cascade_references, early_exit_sweeps, exit_references,
                                     gap_closed_table, mean_over_seeds, reliability_bins, sufficiency_table,
                                     summarize_answers, summarize_depths)
@@ -136,6 +137,7 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
         tables["signal_auroc"] = signal_auroc(outputs, study, bases, config.signals, config.seeds)
     if config.risk and bases:
         tables["risk"] = risk_table(outputs, study, bases, config.signals, Risk(*config.risk), config.seeds)
+        tables["risk_violations"] = risk_violations(tables["risk"], Risk(*config.risk))
     return tables
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.methods.points import OperatingPoint, Study
-from workbench.methods.risk import Risk
+from workbench.methods.risk import Risk, violation_share
 from workbench.methods.signal_points import risk_signal_point, signal_split, tuned_signal_points
 from workbench.methods.signals import PER_STAGE, SIGNALS, score_splits, auroc_wrong
 from workbench.measures.metrics import task_metric
@@ -98,6 +98,20 @@ def risk_table(outputs: pd.DataFrame, study: Study, bases: list[str], signals, r
                              "drop": full_accuracy - accuracy, "speedup_layers": point.speedup_layers,
                              "speedup_flops": point.speedup_flops, "violated": full_accuracy - accuracy > risk.delta,
                              "verdict": "controlled"})
+    return pd.DataFrame(rows)
+
+
+def risk_violations(risk: pd.DataFrame, guarantee: Risk) -> pd.DataFrame:
+    """The share of controlled thresholds whose realised drop on test exceeded delta, per signal and over all
+    (bases, seeds): the guarantee says at most eps, up to sampling noise. One row per signal, then 'all'."""
+    controlled = risk[risk["verdict"] == "controlled"] if len(risk) else risk
+    rows = []
+    for signal, group in [*controlled.groupby("signal", sort=False), ("all", controlled)]:
+        rows.append({"signal": signal, "delta": guarantee.delta, "eps": guarantee.eps, "controlled": len(group),
+                     "violations": int(group["violated"].sum()) if len(group) else 0,
+                     "violation_share": violation_share(group["drop"].to_numpy(), guarantee) if len(group)
+                     else float("nan"),
+                     "largest_drop": float(group["drop"].max()) if len(group) else float("nan")})
     return pd.DataFrame(rows)
 
 
