@@ -403,9 +403,22 @@ class ExplorerData:
 
     @property
     def label_names(self) -> tuple[str, ...]:
-        """The task's label names (from config.json; '0', '1', ... for a run that did not record them)."""
+        """The task's label names: from config.json, else (a run that did not record them) from its task's
+        data, else '0', '1', ..."""
         task = self.config["task"]
-        return tuple(task.get("label_names") or (str(i) for i in range(int(task["num_labels"]))))
+        if task.get("label_names"):
+            return tuple(task["label_names"])
+        if "label_names" not in self._cache:
+            names = tuple(str(i) for i in range(int(task["num_labels"])))
+            if self.run_dir is not None:
+                try:
+                    from workbench.data.registry import load_task_options
+                    from workbench.runs.folder import run_task_options
+                    names = tuple(load_task_options(run_task_options(self.run_dir, self.config)).spec.label_names)
+                except (OSError, ValueError) as err:
+                    warnings.warn(f"label names of {self.run_dir} are not available ({err}); showing label ids")
+            self._cache["label_names"] = names
+        return self._cache["label_names"]
 
     def target_state(self, method: str | Sequence[str], policy: str, target: float) -> OperatingPoint | None:
         """The method at `target` speed-up with its parameters chosen on tune exactly as in the main table (a
