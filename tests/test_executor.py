@@ -118,3 +118,25 @@ def test_signal_executor_equals_simulation(pabee, toy_task, signal):
         np.testing.assert_array_equal(real.pred, scored.pred[np.arange(out.n), index][order])
         used |= set(real.exit_index.tolist())
     assert len(used) > 1
+
+
+def test_signal_executor_with_a_threshold_per_exit_equals_simulation(pabee, toy_task):
+    from workbench.methods.executor import run_early_exit_signal
+    from workbench.methods.signals import Stages, fit_signal, scoring_folds, stop
+    tok = load_tokenizer("tiny-random-bert")
+    split = toy_task.splits["test"]
+    rows, _ = predict_split(pabee, tok, split, split="test", seed=0, max_length=32)
+    out = ExitOutputs.from_outputs(rows, model=pabee.spec.name, split="test", seed=0)
+    tokens = rows.drop_duplicates("example_id").set_index("example_id").loc[out.example_ids, "tokens"].to_numpy()
+    stages = Stages.of(out, tokens)
+    fitted = fit_signal("ztw", stages, folds=2, seed=0)
+    fold = scoring_folds(fitted, out.n, seed=0)
+    scored = fitted.score(stages, fold)
+    order = pd.Index(out.example_ids).get_indexer(split["example_id"].astype(str))
+    # a different quantile of each exit's scores as its threshold (the last exit always answers)
+    thresholds = np.append([np.quantile(scored.score[:, j], 0.2 + 0.1 * j) for j in range(out.num_exits - 1)], np.inf)
+    real = run_early_exit_signal(pabee, encode(tok, split, 32), fitted, thresholds, batch_size=7, fold=fold[order])
+    index = stop(scored, thresholds)
+    np.testing.assert_array_equal(real.exit_index, index[order])
+    np.testing.assert_array_equal(real.pred, scored.pred[np.arange(out.n), index][order])
+    assert len(set(real.exit_index.tolist())) > 1

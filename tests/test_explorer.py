@@ -48,7 +48,8 @@ def test_methods_of_the_run(run, loaded):
     assert study.full_layers == FULL and study.metric == "accuracy" and study.num_labels == 2
     assert resolve_method("cascade+DA 1L>6L").members == ("complete-1L-da", "complete-6L")
     assert resolve_method(("complete-1L", "complete-6L")).label == "cascade 1L>6L"
-    assert resolve_method("pabee").rules == ("patience", "maxprob", "agreement", "averaged", "ensemble", "learned")
+    assert resolve_method("pabee").rules == ("patience", "maxprob", "agreement", "averaged", "ensemble", "ztw",
+                                                 "learned")
     with pytest.raises(ValueError, match="cascade 1L>6L"):
         resolve_method("cascade one to six")
     with pytest.raises(ValueError, match="entropy or maxprob or agreement"):
@@ -132,7 +133,7 @@ def test_operating_param_is_the_main_tables_choice(loaded):
 def test_widget_ui_follows_its_controls(run):
     data = load_explorer_data(run)
     ui = build_explorer(data, method="deebert")
-    assert ui.policy.options == ("entropy", "maxprob", "agreement", "averaged", "ensemble", "learned")
+    assert ui.policy.options == ("entropy", "maxprob", "agreement", "averaged", "ensemble", "ztw", "learned")
     assert ui.state.method == "deebert" and ui.figure.value[:4] == b"\x89PNG"
     first = ui.state
     values = [value for _, value in ui.param.options]
@@ -145,7 +146,7 @@ def test_widget_ui_follows_its_controls(run):
     ui.only_wrong.value = True
     assert "wrong early exits" in ui.table.value
     ui.method.value = "cascade 1L>6L"
-    assert ui.policy.options == ("maxprob", "agreement", "averaged", "ensemble", "learned")
+    assert ui.policy.options == ("maxprob", "agreement", "averaged", "ensemble", "ztw", "learned")
     assert ui.state.members == ("complete-1L", "complete-6L")
     ui.policy.value = "learned"  # a cascade deferring on the learned rule
     assert ui.state.policy == "learned" and ui.state.method == "cascade 1L>6L with learned"
@@ -209,14 +210,14 @@ def test_cascade_of_a_narrower_small_backbone(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["deebert", "cascade 1L>6L"])
-@pytest.mark.parametrize("signal", ["agreement", "averaged", "ensemble", "learned"])
+@pytest.mark.parametrize("signal", ["agreement", "averaged", "ensemble", "ztw", "learned"])
 def test_every_method_stops_on_every_signal_as_in_the_main_table(loaded, method, signal):
     from workbench.methods.signal_points import tuned_signal_points
     outputs, _, study, _ = loaded
     chosen = tuned_signal_points(outputs, study, method, signal, [2.0], 0)[0]
     param = operating_param(outputs, study=study, method=method, policy=signal, target=2.0)
-    if chosen is not None:
-        assert param == pytest.approx(chosen.param)
+    if chosen is not None:  # ztw on DeeBERT: one threshold per exit
+        assert np.atleast_1d(param) == pytest.approx(np.atleast_1d(chosen.values if signal == "ztw" else chosen.param))
         state = explorer_state(outputs, study=study, method=method, policy=signal, param=param)
         assert state.metric == pytest.approx(chosen.metric) and state.speedup_layers == pytest.approx(
             chosen.speedup_layers)

@@ -356,7 +356,8 @@ def _test_texts(run, method_view):
     return run_texts(run, config).loc[method_view.example_ids].tolist()
 
 
-@pytest.mark.parametrize("name", ["deebert", "cascade 1L>6L", "cascade+DA 1L>2L>6L", "deebert with learned"])
+@pytest.mark.parametrize("name", ["deebert", "cascade 1L>6L", "cascade+DA 1L>2L>6L", "deebert with learned",
+                                  "deebert with ztw"])
 def test_a_trained_method_answers_texts_exactly_as_the_outputs_store(run, name):
     from workbench.methods.points import tuned_cascade_point, tuned_exit_point
     from workbench.methods.signal_points import tuned_signal_points
@@ -368,7 +369,7 @@ def test_a_trained_method_answers_texts_exactly_as_the_outputs_store(run, name):
         cascade = parse_cascade(name)
         point = tuned_cascade_point(outputs, study, cascade[0].members(regularized=cascade[1]), 2.0, 0, label=name)
     elif " with " in name:
-        point = tuned_signal_points(outputs, study, "deebert", "learned", [2.0], 0)[0]
+        point = tuned_signal_points(outputs, study, "deebert", name.split(" with ")[1], [2.0], 0)[0]
     else:
         point = tuned_exit_point(outputs, study, name, 2.0, 0)
     method = load_method(run, name, target=2)
@@ -440,7 +441,7 @@ def test_every_markdown_table_is_valid(run):
     assert "; " in main_md  # the two seeds' thresholds share one cell without breaking the row
 
 
-# ----------------------------------------------------------------------------- the explorer's targets, comparison, drill-down
+# ---------------------------------------------------------------------- explorer: targets, comparison, one example
 
 
 def test_explorer_targets_match_the_main_table_for_three_members_too(run):

@@ -15,6 +15,7 @@ import numpy as np
 
 from workbench.methods.points import OperatingPoint
 from workbench.study.figures import explorer_figure, figure_png
+from workbench.methods.signals import PER_STAGE
 from workbench.names import CASCADE_POLICIES
 from workbench.ui.state import ExplorerData, load_explorer_data
 
@@ -197,7 +198,10 @@ class ExplorerUI:
     def _refresh(self) -> None:
         method, policy = self.method.value, self.policy.value
         values = tuple(s.value for s in self.params[:self._thresholds])
-        self.state = self.data.state(method, policy, values if len(values) > 1 else values[0])
+        at_target = (self.data.target_state(method, policy, self.target.value)
+                     if policy in PER_STAGE and self.target.value != FREE else None)
+        # a per-stage rule (ztw) at a target: its thresholds per exit; by hand, the slider's for every exit
+        self.state = at_target or self.data.state(method, policy, values if len(values) > 1 else values[0])
         note = ""
         if self.target.value != FREE and self.data.target_state(method, policy, self.target.value) is None:
             note = f" (the {self.target.value:g}x target is out of reach on tune: the closest setting is shown)"

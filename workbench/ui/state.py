@@ -13,8 +13,8 @@ Methods are early-exit models ('deebert', 'pabee', 'deebert-da', ...) with their
 max-prob for DeeBERT, patience or max-prob for PABEE), or cascades of complete models, named as in the
 study's tables ('cascade 1L>6L', 'cascade+DA 1L>6L') or given as members, smallest first
 (('complete-1L', 'complete-6L')), with one max-prob threshold for every non-final member. Every method
-can also stop on a signal of `methods.signals` (SIGNAL_RULES: agreement, averaged, ensemble, learned), one
-threshold on its score, exactly as the main table's '<method> with <signal>' rows.
+can also stop on a signal of `methods.signals` (SIGNAL_RULES: agreement, averaged, ensemble, ztw, learned), one
+threshold on its score (ztw: one per stage), exactly as the main table's '<method> with <signal>' rows.
 """
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ from workbench.names import (CASCADE_POLICIES, EXIT_POLICIES, SIGNALS, claims_ca
 from workbench.runs.folder import load_run, run_cascades, run_texts
 from workbench.runs.outputs import prob_matrix
 
-# max-prob is every method's own rule already; a per-stage threshold (ztw) is no single slider: see the study's tables
-SIGNAL_RULES = tuple(s for s in SIGNALS if s != "maxprob" and s not in PER_STAGE)
+# max-prob is every method's own rule already. A per-stage rule (ztw) takes one threshold per stage at a target,
+# or one for every stage when set by hand.
+SIGNAL_RULES = tuple(s for s in SIGNALS if s != "maxprob")
 
 
 # ----------------------------------------------------------------------------- methods
@@ -167,7 +168,9 @@ def point_from_view(outputs: pd.DataFrame, view: ExitOutputs | CascadeOutputs, *
         raise ValueError(f"{method.label} exits by {' or '.join(method.rules)}, not {policy!r}")
     if policy in SIGNAL_RULES:
         scored = scored or signal_scores(outputs, study=study, method=method, signal=policy, split=split, seed=seed)
-        point = point_at(signal_split(outputs, study, method.label, split, seed), scored, float(param), study=study,
+        values = np.ravel(np.asarray(param, dtype=np.float64))  # one threshold, or one per non-final stage
+        threshold = np.append(values, np.inf) if len(values) > 1 else float(values[0])
+        point = point_at(signal_split(outputs, study, method.label, split, seed), scored, threshold, study=study,
                          split_name=split, seed=seed)
         return dataclasses.replace(point, texts=texts)
     if isinstance(view, ExitOutputs):
@@ -275,7 +278,8 @@ def operating_param(outputs: pd.DataFrame, *, study: Study, method: str | Sequen
     chosen = tuned_point(outputs, study=study, method=m, policy=policy, target=target, seed=seed, tune=tune,
                          split=split)
     if chosen is not None:
-        return tuple(chosen.values) if m.is_cascade and policy not in SIGNAL_RULES else chosen.param
+        per_member = m.is_cascade and policy not in SIGNAL_RULES
+        return tuple(chosen.values) if per_member or policy in PER_STAGE else chosen.param
     curve = explorer_curve(outputs, study=study, method=m, policy=policy, split=split, seed=seed)
     speedups = curve["speedup_layers"].to_numpy()
     if study.unit == "flops":  # the fallback, too, in the unit of the targets
