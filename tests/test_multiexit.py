@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from workbench.config import HeadTrainConfig
@@ -72,3 +73,25 @@ def test_heads_learn_from_cached_features(toy_task):
     assert max(history[1]) > 60  # a random backbone's mean-pooled words still carry the sentiment word
     probes = probe_model(MultiExitSpec(kind="probe", backbone="tiny-random-bert", num_layers=2, num_labels=2), heads)
     assert probes.spec.kind == "probe" and len(probes.heads) == 2
+
+
+def test_self_distillation_loss_by_hand():
+    import math
+    from workbench.config import DistillConfig
+    from workbench.models.multiexit import self_distillation_loss
+    logits = torch.tensor([[2.0, 0.0]])
+    labels = torch.tensor([0])
+    ce = math.log(1 + math.exp(-2.0))
+    assert self_distillation_loss(logits, torch.tensor([[5.0, 1.0]]), labels, DistillConfig(weight=0.0)).item() == \
+        pytest.approx(ce)
+    same = self_distillation_loss(logits, logits.clone(), labels, DistillConfig(weight=1.0, temperature=3.0))
+    assert same.item() == pytest.approx(0.0, abs=1e-7)
+    # T = 2: the student softmax([1, 0]), the teacher softmax([0, 1]); KL(teacher || student) by hand
+    p_student = 1 / (1 + math.exp(-1.0))
+    kl = (1 - p_student) * math.log((1 - p_student) / p_student) + p_student * math.log(p_student / (1 - p_student))
+    got = self_distillation_loss(logits, torch.tensor([[0.0, 2.0]]), labels, DistillConfig(weight=0.5, temperature=2.0))
+    assert got.item() == pytest.approx(0.5 * ce + 0.5 * 4 * kl)
+    with pytest.raises(ValueError, match="weight"):
+        DistillConfig(weight=1.5)
+    with pytest.raises(ValueError, match="temperature"):
+        DistillConfig(temperature=0)

@@ -9,7 +9,7 @@ from workbench.names import (Cascade, cascade_label, cascade_of_members, claims_
 
 
 @pytest.mark.parametrize("name", ["complete-1L", "complete-12L", "small-2L", "complete-2L-da", "small-6L-da", "deebert",
-                                  "deebert-da", "pabee", "probe"])
+                                  "deebert-da", "pabee", "probe", "fastbert"])
 def test_every_model_name_round_trips(name):
     assert str(parse_model(name)) == name
 
@@ -21,7 +21,7 @@ def test_complete_names_and_their_parts():
     assert (parsed.family, parsed.depth, parsed.regularized, parsed.is_complete) == ("small", 2, True, True)
     assert multi_exit_name("deebert", regularized=True) == "deebert-da"
     with pytest.raises(ValueError, match="multi-exit kind"):
-        multi_exit_name("fastbert")
+        multi_exit_name("elasticbert")
 
 
 @pytest.mark.parametrize("bad", ["complete-L", "complete-2", "complete-2L-dA", "cascade 1L>6L", "deebert2", ""])

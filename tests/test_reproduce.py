@@ -34,7 +34,7 @@ def test_every_table_is_written(run):
     assert TABLES <= set(tables)
     outputs, config = load_run(run)
     assert {"complete-1L", "complete-2L", "complete-6L", "complete-1L-da", "complete-2L-da", "deebert", "deebert-da",
-            "pabee", "probe"} == set(outputs["model"])
+            "pabee", "probe", "fastbert"} == set(outputs["model"])
     assert set(outputs.loc[outputs["model"] == "deebert", "layer"]) == set(range(1, 7))
     assert RunConfig.from_dict(config["run"]).seeds == (0, 1)
 
@@ -356,7 +356,7 @@ def _test_texts(run, method_view):
     return run_texts(run, config).loc[method_view.example_ids].tolist()
 
 
-@pytest.mark.parametrize("name", ["deebert", "cascade 1L>6L", "cascade+DA 1L>2L>6L", "deebert with learned",
+@pytest.mark.parametrize("name", ["deebert", "fastbert", "cascade 1L>6L", "cascade+DA 1L>2L>6L", "deebert with learned",
                                   "deebert with ztw"])
 def test_a_trained_method_answers_texts_exactly_as_the_outputs_store(run, name):
     from workbench.methods.points import tuned_cascade_point, tuned_exit_point

@@ -162,6 +162,20 @@ class HeadTrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Self-distillation of the off-ramps (`fastbert`): each off-ramp learns from the last layer's
+    temperature-softened probabilities as well as from the gold labels."""
+    weight: float = 0.5        # w: loss = (1 - w) * CE + w * T^2 * KL(teacher_T || off-ramp_T)
+    temperature: float = 2.0   # T
+
+    def __post_init__(self):
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"distillation weight must be in [0, 1], got {self.weight}")
+        if not self.temperature > 0:
+            raise ValueError(f"distillation temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `reproduce` needs; saved as config.json."""
     task: TaskOptions = field(default_factory=TaskOptions)
@@ -178,6 +192,7 @@ class RunConfig:
     cascades: tuple[tuple[int, ...], ...] | None = None  # member depths on the backbone; None = see cascade_depths
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     heads: HeadTrainConfig = field(default_factory=HeadTrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # fastbert's self-distilled off-ramps
     sufficiency_target: float = 3.0  # DeeBERT operating point whose exits the sufficiency analysis inspects
     small_backbone: str | None = None  # a separately pre-trained (e.g. narrower) model whose complete models go in
                                        # front of the full backbone in `small_cascades`
@@ -213,6 +228,7 @@ class RunConfig:
         data["train"] = TrainConfig(**data["train"])
         data["difficulty"] = DifficultyConfig(**data["difficulty"])
         data["heads"] = HeadTrainConfig(**data["heads"])
+        data["distill"] = DistillConfig(**data.get("distill", {}))
         for key in ("depths", "seeds", "targets", "signals"):
             if key in data:
                 data[key] = tuple(data[key])

@@ -33,19 +33,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 COMPLETE_FAMILIES = ("complete", "small")          # complete models of the run's backbone / the small backbone
-MULTI_EXIT_KINDS = ("deebert", "pabee", "probe")   # one exit after every layer
+MULTI_EXIT_KINDS = ("deebert", "pabee", "probe", "fastbert")  # one exit after every layer
 DA = "-da"                                         # suffix of models trained with the difficulty-aware regularizer
 
 # Early-exit models the study evaluates, with their exit rules (their own first, the one the targets use).
 EXIT_POLICIES: dict[str, tuple[str, ...]] = {"deebert": ("entropy", "maxprob"), "deebert-da": ("entropy", "maxprob"),
-                                             "pabee": ("patience", "maxprob")}
+                                             "pabee": ("patience", "maxprob"), "fastbert": ("entropy", "maxprob")}
 CASCADE_POLICIES = ("maxprob",)
 SIGNALS = ("maxprob", "agreement", "averaged", "ensemble", "ztw", "learned")  # stop/deferral signals (methods.signals)
 ESCALATION_REFERENCES = {"random": "random escalation", "oracle": "oracle cascade", "ceiling": "oracle ceiling"}
 EXIT_REFERENCES = ("oracle exit", "random exit")
 COMPLETE_CURVE = "complete kL"  # the complete models drawn as one curve over their depths
 
-_MODEL = re.compile(r"^(?:(?P<family>complete|small)-(?P<depth>\d+)L|(?P<kind>deebert|pabee|probe))(?P<da>-da)?$")
+_MODEL = re.compile(r"^(?:(?P<family>complete|small)-(?P<depth>\d+)L|(?P<kind>" + "|".join(MULTI_EXIT_KINDS) + r"))"
+                    r"(?P<da>-da)?$")
 _PAIR = re.compile(r"^(?P<small>small-)?\d+L(?:>(?(small)small-)\d+L)*>\d+L$")
 _CASCADE = re.compile(r"^cascade(?P<da>\+DA)? (?P<pair>\S+)$")
 _SIGNAL = re.compile(r"^(?P<base>.+) with (?P<signal>[a-z]+)(?:, risk (?P<risk>\S+))?$")
@@ -309,5 +310,6 @@ def display_name(model: str, layer: int) -> str:
     parsed = parse_model(model)
     if parsed.is_complete:
         return f"{parsed.family} {parsed.depth}L" + (" + DA" if parsed.regularized else "")
-    words = {"deebert": "DeeBERT", "pabee": "PABEE", "probe": "probe (pre-trained)"}[parsed.family]
+    words = {"deebert": "DeeBERT", "pabee": "PABEE", "probe": "probe (pre-trained)", "fastbert": "FastBERT"}[
+        parsed.family]
     return f"{words}{' + DA' if parsed.regularized else ''}{' exit' if parsed.family != 'probe' else ''} {layer}"

@@ -8,6 +8,9 @@
   with the backbone on sum_j j * CE_j / sum_j j.
 - **Probes**: the same per-layer heads trained on the frozen *pre-trained* backbone, showing how much
   task information each layer holds before fine-tuning.
+- **FastBERT** (Liu et al. 2020), beyond the paper: DeeBERT's frozen backbone and off-ramps, each off-ramp
+  trained by self-distillation from the last layer (`self_distillation_loss`): the fine-tuned model's own
+  answer, softened, teaches every earlier exit.
 
 All three are a `MultiExitModel`, whose forward returns logits at every exit, [batch, L, C].
 Off-ramps and probes are trained with Adam for up to `HeadTrainConfig.epochs` epochs on the cached
@@ -27,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from workbench.config import DifficultyConfig, HeadTrainConfig
+from workbench.config import DifficultyConfig, DistillConfig, HeadTrainConfig
 from workbench.data.batching import Encoded, batch_indices, collate
 from workbench.measures.metrics import task_metric
 from workbench.methods.difficulty import difficulty_aware_loss
@@ -40,7 +43,7 @@ from workbench.store import fresh_tmp_dir, replace_dir, write_json
 @dataclass(frozen=True)
 class MultiExitSpec:
     """What a multi-exit model is made of; serialised next to every checkpoint."""
-    kind: str                          # 'deebert' | 'pabee' | 'probe'
+    kind: str                          # 'deebert' | 'pabee' | 'probe' | 'fastbert'
     backbone: str = "minilm"           # alias, Hugging Face name or local folder
     num_layers: int = 6                # L: layers of the backbone, one exit after each
     num_labels: int = 2
@@ -160,6 +163,20 @@ def pabee_loss(model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndar
     return (weights * losses).sum() / weights.sum()
 
 
+def self_distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                           distill: DistillConfig) -> torch.Tensor:
+    """(1 - w) * CE(logits, labels) + w * T^2 * KL(softmax(teacher / T) || softmax(logits / T)), batch mean.
+
+    The off-ramp learns the last layer's softened distribution (FastBERT's self-distillation, Liu et al.,
+    ACL 2020, which uses the KL term alone, w = 1) besides the gold label; T^2 keeps the soft term's gradient
+    on the scale of the hard one (Hinton et al., 2015)."""
+    t = distill.temperature
+    soft = nn.functional.kl_div(nn.functional.log_softmax(logits / t, dim=-1),
+                                nn.functional.log_softmax(teacher / t, dim=-1), log_target=True,
+                                reduction="batchmean")
+    return (1 - distill.weight) * nn.functional.cross_entropy(logits, labels) + distill.weight * t * t * soft
+
+
 def pooled_features(encoder: nn.Module, pooling: str, encoded: Encoded, *, batch_size: int = 64) -> np.ndarray:
     """Pooled states after every layer of a frozen encoder, [n, L, H], in eval mode."""
     encoder.eval()
@@ -178,14 +195,21 @@ def pooled_features(encoder: nn.Module, pooling: str, encoded: Encoded, *, batch
 def train_heads(features: np.ndarray, labels: np.ndarray, tune_features: np.ndarray, tune_labels: np.ndarray, *,
                 layers: list[int], num_labels: int, metric: str, config: HeadTrainConfig, seed: int,
                 init_dense: nn.Linear | None = None, easy: np.ndarray | None = None,
-                difficulty: DifficultyConfig | None = None,
+                difficulty: DifficultyConfig | None = None, teacher: np.ndarray | None = None,
+                distill: DistillConfig | None = None,
                 progress: bool = True) -> tuple[dict[int, ClassifierHead], dict]:
     """Train one head per layer index in `layers` on cached states [n, L, H]; keep each at its best tune epoch.
 
     With `easy` (difficulty labels of the training examples) and `difficulty`, each head's loss adds the
-    difficulty-aware regularizer on its own confidence: CE + lambda * L_DA.
+    difficulty-aware regularizer on its own confidence: CE + lambda * L_DA. With `teacher` (the last layer's
+    logits on the training examples, [n, C]) and `distill`, the cross-entropy is replaced by
+    `self_distillation_loss`.
     Returns the heads by layer index and a history {layer index: [tune metric per epoch]}.
     """
+    if (teacher is None) != (distill is None) or (teacher is not None and len(teacher) != len(labels)):
+        raise ValueError("self-distilled heads need both a DistillConfig and the teacher's logits of every "
+                         "training example")
+    teacher_t = torch.as_tensor(np.asarray(teacher, dtype=np.float32)) if teacher is not None else None
     easy_t = torch.as_tensor(np.asarray(easy, dtype=bool)) if easy is not None else None
     if easy_t is not None and (difficulty is None or len(easy_t) != len(labels)):
         raise ValueError(f"difficulty-aware heads need a DifficultyConfig and one label per training example "
@@ -208,7 +232,8 @@ def train_heads(features: np.ndarray, labels: np.ndarray, tune_features: np.ndar
             for start in range(0, len(order), config.batch_size):
                 idx = order[start:start + config.batch_size]
                 logits = head(x_all[idx, j])
-                loss = nn.functional.cross_entropy(logits, y[idx])
+                loss = (nn.functional.cross_entropy(logits, y[idx]) if teacher_t is None
+                        else self_distillation_loss(logits, teacher_t[idx], y[idx], distill))
                 if easy_t is not None:
                     confidence = torch.softmax(logits, dim=-1).max(dim=-1).values
                     loss = loss + difficulty.weight * difficulty_aware_loss(
@@ -228,10 +253,11 @@ def train_heads(features: np.ndarray, labels: np.ndarray, tune_features: np.ndar
     return heads, history
 
 
-def deebert_from_complete(complete: CompleteModel, heads: dict[int, ClassifierHead]) -> MultiExitModel:
-    """Assemble DeeBERT: the fine-tuned complete model's encoder, trained off-ramps at layers 1..L-1, and
-    the complete model's own head at layer L."""
-    spec = MultiExitSpec(kind="deebert", backbone=complete.spec.backbone, num_layers=complete.spec.depth,
+def deebert_from_complete(complete: CompleteModel, heads: dict[int, ClassifierHead], *,
+                          kind: str = "deebert") -> MultiExitModel:
+    """Assemble DeeBERT (or FastBERT, `kind`): the fine-tuned complete model's encoder, trained off-ramps at
+    layers 1..L-1, and the complete model's own head at layer L."""
+    spec = MultiExitSpec(kind=kind, backbone=complete.spec.backbone, num_layers=complete.spec.depth,
                          num_labels=complete.spec.num_labels, pooling=complete.spec.pooling,
                          dropout=complete.spec.dropout, attn_implementation=complete.spec.attn_implementation)
     ordered = [heads[j] for j in range(spec.num_layers - 1)] + [complete.head]

@@ -8,7 +8,7 @@ where the text stopped (the exit layer, or the cascade member) and what it cost 
 
 Nothing is trained here: a model missing from the cache is an error that names the command that trains it.
 Methods: the complete models (`complete-6L`, `small-2L`, `-da`), the early-exit models (`deebert`,
-`deebert-da`, `pabee`) with their own rule, every cascade (`cascade 1L>6L`, `cascade+DA small-1L>12L`,
+`deebert-da`, `pabee`, `fastbert`) with their own rule, every cascade (`cascade 1L>6L`, `cascade+DA small-1L>12L`,
 three members too), and DeeBERT on a signal of `methods.signals` (`deebert with learned`). `read_inputs`
 reads texts from a file or stdin for `python -m workbench classify`.
 """
@@ -197,7 +197,7 @@ def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
         model = _complete_model(c, name)
         return ([model], [name], f"all {parsed.depth} layers",
                 lambda enc: run_full(model, enc[0], batch_size=batch_size), None)
-    if parsed is not None and parsed.family in ("deebert", "pabee"):
+    if parsed is not None and parsed.family in ("deebert", "pabee", "fastbert"):
         point = _reached(tuned_exit_point(c.outputs, c.study, name, _target(target), c.seed), name, target)
         model = _exit_model(c, name)
         return ([model], [name], point.setting,
@@ -235,10 +235,12 @@ def _complete_model(c: _Context, member: str):
 
 def _exit_model(c: _Context, name: str):
     from workbench.models.multiexit import MultiExitModel
-    from workbench.study.stages import deebert_model, difficulty_labels, pabee_model
+    from workbench.study.stages import deebert_model, difficulty_labels, fastbert_model, pabee_model
     parsed = try_parse_model(name)
     if parsed.family == "pabee":
         folder, _ = pabee_model(c.task, c.config, c.seed, progress=False)
+    elif parsed.family == "fastbert":
+        folder, _ = fastbert_model(c.task, c.config, c.seed, progress=False)
     elif parsed.regularized:  # DeeBERT's off-ramps with the labels of the run's first regularized member
         depth, small = c.config.regularized_members(c.study.full_layers, c.small_layers)[0]
         easy = difficulty_labels(c.task, c.config, depth, backbone=c.config.member_backbone(small=small),

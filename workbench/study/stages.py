@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from workbench.config import RunConfig
@@ -209,6 +210,32 @@ def deebert_model(task: TaskData, config: RunConfig, seed: int, *, easy: np.ndar
     return folder, cached_outputs(folder, build, task, config, seed, name=name)
 
 
+def fastbert_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """FastBERT-style self-distilled off-ramps: DeeBERT's stage 2 on the same frozen complete L-layer model, each
+    off-ramp trained on `self_distillation_loss` against the last layer's logits on the training split (one
+    pass of the frozen model's cached states, no extra forward pass of the encoder)."""
+    spec = _exit_spec(task, config, "fastbert")
+    stage1, _ = complete_model(task, config, spec.num_layers, seed, progress=progress)
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), stage1.name,
+                          asdict(config.distill))
+
+    def build():
+        complete = CompleteModel.from_pretrained(stage1 / "best")
+        x, tx, y, ty = _frozen_features(complete.encoder, task, config)
+        complete.head.eval()
+        with torch.inference_mode():
+            teacher = complete.head(torch.from_numpy(x[:, -1])).numpy()
+        heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers - 1)), num_labels=task.num_labels,
+                               metric=task.spec.metric, config=config.heads, seed=seed,
+                               init_dense=complete.head.dense, teacher=teacher, distill=config.distill,
+                               progress=progress)
+        model, tokenizer = deebert_from_complete(complete, heads, kind="fastbert"), load_tokenizer(config.backbone)
+        model.save_pretrained(folder / "best", tokenizer=tokenizer)
+        record(folder, "best")
+        return model, tokenizer
+    return folder, cached_outputs(folder, build, task, config, seed)
+
+
 def probe_outputs(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> pd.DataFrame:
     """Probes: a head per layer trained on the frozen pre-trained (not fine-tuned) backbone."""
     spec = _exit_spec(task, config, "probe")
@@ -239,10 +266,12 @@ def pabee_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool 
 
 
 def early_exit_outputs(task: TaskData, config: RunConfig, *, progress: bool = True) -> pd.DataFrame:
-    """DeeBERT, PABEE and probes on the full backbone, every seed: their outputs at every exit."""
+    """DeeBERT, PABEE, probes and FastBERT's self-distilled off-ramps on the full backbone, every seed: their
+    outputs at every exit."""
     frames = []
     for seed in config.seeds:
         frames += [deebert_model(task, config, seed, progress=progress)[1],
                    probe_outputs(task, config, seed, progress=progress),
-                   pabee_model(task, config, seed, progress=progress)[1]]
+                   pabee_model(task, config, seed, progress=progress)[1],
+                   fastbert_model(task, config, seed, progress=progress)[1]]
     return validate_outputs(pd.concat(frames, ignore_index=True))
