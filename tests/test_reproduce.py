@@ -306,7 +306,7 @@ def test_signal_methods_sit_in_the_main_table_and_compare_with_their_base(run):
         assert (main_table["method"] == method).sum() == 3  # one row per target, reached or 'unreachable'
     signals = tables["signals"]
     assert {"agreement", "averaged", "ensemble", "ztw", "learned"} == set(signals["signal"])
-    assert {"deebert", "cascade 1L>6L", "cascade 2L>6L"} == set(signals["base"])
+    assert {"deebert", "fastbert", "cascade 1L>6L", "cascade 2L>6L"} == set(signals["base"])
     compared = signals.dropna(subset=["vs_base_low"])
     assert (compared["vs_base_low"] <= compared["vs_base"] + 1e-9).all()
     assert (compared["vs_base"] <= compared["vs_base_high"] + 1e-9).all()

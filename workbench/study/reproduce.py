@@ -118,7 +118,8 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
                                              for c in cascades if len(c.depths) == 2 for r in (False, True)},
                                             metric=study.metric)
     tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
-    bases = (["deebert"] if "deebert" in exits else []) + [c.label() for c in cascades if len(c.depths) == 2]
+    # the signals on DeeBERT, on its self-distilled off-ramps and on every two-member cascade
+    bases = [m for m in ("deebert", "fastbert") if m in exits] + [c.label() for c in cascades if len(c.depths) == 2]
     if config.signals and bases:
         signal_points = signal_answers(outputs, study, bases, config.signals, config.targets, config.seeds)
         everything = answers + signal_points
