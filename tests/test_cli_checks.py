@@ -119,3 +119,17 @@ def test_help_and_import_do_not_load_torch():
              "import workbench\nprint(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "usage: python -m workbench" in done.stdout and done.stdout.strip().endswith("[]")
+
+
+def test_train_in_bf16_keeps_its_own_cache_entry(tmp_path, toy_files, capsys):
+    train = ["train", "--preset", "smoke", "--train-file", toy_files["train"], "--test-file", toy_files["test"],
+             "--task", "toy", "--depth", "1", "--out", str(tmp_path / "run")]
+    assert main([*train, "--precision", "bf16"]) == 0
+    bf16 = capsys.readouterr().out
+    assert main(train) == 0
+    fp32 = capsys.readouterr().out
+    assert "(cached)" not in fp32  # float32 is another model: trained, not read from the bf16 entry
+    assert bf16.split("checkpoint: ")[1] != fp32.split("checkpoint: ")[1]
+    with pytest.raises(SystemExit):  # argparse names the choices
+        main([*train, "--precision", "fp16"])
+    assert "--precision: invalid choice: 'fp16'" in capsys.readouterr().err

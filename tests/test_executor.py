@@ -140,3 +140,37 @@ def test_signal_executor_with_a_threshold_per_exit_equals_simulation(pabee, toy_
     np.testing.assert_array_equal(real.exit_index, index[order])
     np.testing.assert_array_equal(real.pred, scored.pred[np.arange(out.n), index][order])
     assert len(set(real.exit_index.tolist())) > 1
+
+
+def test_bf16_executor_follows_the_bf16_simulation(pabee, toy_task):
+    tok = load_tokenizer("tiny-random-bert")
+    split = toy_task.splits["test"]
+    rows32, _ = predict_split(pabee, tok, split, split="test", seed=0, max_length=32)
+    rows16, _ = predict_split(pabee, tok, split, split="test", seed=0, max_length=32, precision="bf16")
+    assert rows16["prob_0"].dtype == np.float64  # stored as float32 logits -> float64 probabilities, as ever
+    gap = np.abs(rows16["prob_0"].to_numpy() - rows32["prob_0"].to_numpy())
+    assert 0 < gap.max() < 0.05  # bf16 rounds the matrix work: close to fp32, not equal
+    out = ExitOutputs.from_outputs(rows16, model=pabee.spec.name, split="test", seed=0)
+    order = pd.Index(out.example_ids).get_indexer(split["example_id"].astype(str))
+    param = _between(out.probs.max(-1), [0.5])[0]
+    real = run_early_exit(pabee, encode(tok, split, 32), policy="maxprob", param=param, batch_size=64,
+                          precision="bf16")
+    sim = maxprob_exit(out, param)
+    agree = np.mean(real.exit_index == sim.exit_index[order])
+    assert agree >= 0.95, agree  # the same batches at layer 1; later layers see fewer rows, so bf16 may differ
+
+
+def test_precision_enters_the_cache_key_only_when_not_fp32(toy_task):
+    from dataclasses import asdict, replace
+    from workbench.config import TrainConfig
+    from workbench.models.training import model_folder
+    from workbench.store import content_hash
+    spec = ModelSpec(backbone="tiny-random-bert", depth=2, num_labels=2)
+    config = TrainConfig()
+    before = {k: v for k, v in asdict(config).items() if k != "precision"}  # a key made before the setting existed
+    expected = content_hash(asdict(spec.resolved()), before, 0, toy_task.fingerprint())
+    assert model_folder("cache", spec, config, 0, toy_task).name.endswith(expected)
+    assert model_folder("cache", spec, replace(config, precision="bf16"), 0, toy_task) != \
+        model_folder("cache", spec, config, 0, toy_task)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")

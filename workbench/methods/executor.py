@@ -16,6 +16,8 @@ the real cost. They must return exactly the simulation's predictions and exits (
   (the last, partial batches run at the end), as a throughput-oriented server would run it: later
   members then see full batches instead of the few rows left in each, at the price of latency.
 - `run_full`: the full model on the same batches, the reference for `speedup_wallclock`.
+
+Each takes the run's `precision` ('fp32', or 'bf16' autocast), the one its stored outputs were computed in.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import torch
 
 from workbench.data.batching import Encoded, batch_indices, collate
 from workbench.models.backbones import additive_mask, embed, layer_stack, run_layer
+from workbench.models.precision import autocast
 
 POLICIES = ("maxprob", "entropy", "patience")
 
@@ -55,7 +58,8 @@ def _check_policy(policy: str, param: float, num_exits: int) -> None:
         raise ValueError(f"patience {param} must be in [0, {num_exits - 1}] for {num_exits} exits")
 
 
-def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_size: int = 32) -> ExecutionResult:
+def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_size: int = 32,
+                   precision: str = "fp32") -> ExecutionResult:
     """Batched early exit of a `MultiExitModel` under a policy ('maxprob' > param, 'entropy' < param,
     'patience' = param unchanged predictions), removing exited rows between layers."""
     num_exits = len(layer_stack(model.encoder))
@@ -65,7 +69,7 @@ def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_
     confidence = np.zeros(n, dtype=np.float64)
     model.eval()
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
             batch = collate(encoded, idx)
             attention = batch["attention_mask"]
@@ -101,7 +105,8 @@ def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_
 
 
 def run_early_exit_signal(model, encoded: Encoded, fitted, threshold: float | np.ndarray, *,
-                          fold: np.ndarray | None = None, batch_size: int = 32) -> ExecutionResult:
+                          fold: np.ndarray | None = None, batch_size: int = 32,
+                          precision: str = "fp32") -> ExecutionResult:
     """Batched early exit of a `MultiExitModel` that stops where `fitted` (a `signals.FittedSignal`) scores
     the exit > `threshold` (strict; one, or one per exit as ztw's), removing exited rows between layers.
     `fold` [n] says which fold model scores each example (`signals.scoring_folds`, in the encoded order); the
@@ -114,7 +119,7 @@ def run_early_exit_signal(model, encoded: Encoded, fitted, threshold: float | np
     tokens = np.asarray(encoded.lengths, dtype=np.float64)
     model.eval()
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
             batch = collate(encoded, idx)
             attention = batch["attention_mask"]
@@ -143,7 +148,7 @@ def run_early_exit_signal(model, encoded: Encoded, fitted, threshold: float | np
 
 
 def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Sequence[float], *,
-                batch_size: int = 32, refill: bool = False) -> ExecutionResult:
+                batch_size: int = 32, refill: bool = False, precision: str = "fp32") -> ExecutionResult:
     """Routed cascade of complete models (smallest first): member i answers when its max probability >
     thresholds[i] (strict); only the rows that did not exit run the next member. `encoded[i]` is the
     split tokenised for member i (members may use different tokenizers). `refill` queues the escalated
@@ -173,7 +178,7 @@ def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Seque
     for m in members:
         m.eval()
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded[0].lengths, batch_size, shuffle=False):
             rows = answer(0, np.asarray(idx, dtype=np.int64))
             for i in range(1, len(members)):
@@ -190,13 +195,13 @@ def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Seque
     return ExecutionResult(member_index, pred, confidence, depths[member_index], seconds)
 
 
-def run_full(model, encoded: Encoded, *, batch_size: int = 32) -> ExecutionResult:
+def run_full(model, encoded: Encoded, *, batch_size: int = 32, precision: str = "fp32") -> ExecutionResult:
     """The model's final answer on every example, timed the same way (the speed-up reference)."""
     n = len(encoded)
     pred, confidence = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float64)
     model.eval()
     start = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
             logits = model(**collate(encoded, idx)).logits
             logits = logits[:, -1] if logits.ndim == 3 else logits  # a multi-exit model's last exit

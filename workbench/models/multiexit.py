@@ -36,6 +36,7 @@ from workbench.measures.metrics import task_metric
 from workbench.methods.difficulty import difficulty_aware_loss
 from workbench.models.backbones import auto_encoder, checkpoint_files, backbone_layers, default_pooling, load_encoder
 from workbench.models.complete import ClassifierHead, CompleteModel, pool
+from workbench.models.precision import autocast
 from workbench.names import MULTI_EXIT_KINDS
 from workbench.store import fresh_tmp_dir, replace_dir, write_json
 
@@ -177,18 +178,20 @@ def self_distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, labels: 
     return (1 - distill.weight) * nn.functional.cross_entropy(logits, labels) + distill.weight * t * t * soft
 
 
-def pooled_features(encoder: nn.Module, pooling: str, encoded: Encoded, *, batch_size: int = 64) -> np.ndarray:
-    """Pooled states after every layer of a frozen encoder, [n, L, H], in eval mode."""
+def pooled_features(encoder: nn.Module, pooling: str, encoded: Encoded, *, batch_size: int = 64,
+                    precision: str = "fp32") -> np.ndarray:
+    """Pooled states after every layer of a frozen encoder, [n, L, H], in eval mode (float32 whatever the
+    `precision` of the pass)."""
     encoder.eval()
     out = None
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
             batch = collate(encoded, idx)
             states = encoder(**batch, output_hidden_states=True).hidden_states[1:]
             pooled = torch.stack([pool(h, batch["attention_mask"], pooling) for h in states], dim=1)
             if out is None:
                 out = np.zeros((len(encoded), *pooled.shape[1:]), dtype=np.float32)
-            out[idx] = pooled.numpy()
+            out[idx] = pooled.float().numpy()
     return out
 
 

@@ -34,6 +34,7 @@ from workbench.data.task import TaskData
 from workbench.measures.metrics import task_metric
 from workbench.models.backbones import load_tokenizer
 from workbench.models.complete import CompleteModel, ModelSpec
+from workbench.models.precision import autocast
 from workbench.runs.cache import ensure_intact, record
 from workbench.store import content_hash, fresh_tmp_dir, read_json, replace_dir, safe_component, write_json
 
@@ -83,18 +84,22 @@ def model_folder(root: str | Path, spec, config: TrainConfig, seed: int, task: T
     """The cache folder of one training run: readable name plus a hash of everything that shapes it
     (spec, training config, seed, data fingerprint, and any `extra` settings such as head training)."""
     spec = spec.resolved()
-    key = content_hash(asdict(spec), asdict(config), seed, task.fingerprint(), *extra)
+    settings = asdict(config)
+    if settings["precision"] == "fp32":  # float32 keys stay those of caches made before precision was a setting
+        del settings["precision"]
+    key = content_hash(asdict(spec), settings, seed, task.fingerprint(), *extra)
     backbone = Path(spec.backbone).name or spec.backbone
     name = "-".join(safe_component(part) for part in (task.spec.name, backbone, spec.name))
     return Path(root) / f"{name}-seed{seed}-{key}"  # names never become paths: each part is one safe component
 
 
-def predict_logits(model: nn.Module, encoded: Encoded, *, batch_size: int = 64) -> np.ndarray:
+def predict_logits(model: nn.Module, encoded: Encoded, *, batch_size: int = 64,
+                   precision: str = "fp32") -> np.ndarray:
     """Logits in the encoded order: [n, num_labels] for a complete model, [n, exits, num_labels] for a
-    multi-exit one; batches are sorted by length for speed."""
+    multi-exit one; batches are sorted by length for speed; float32 whatever the `precision` of the pass."""
     model.eval()
     out = None
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
             logits = model(**collate(encoded, idx)).logits.float().numpy()
             if out is None:
@@ -179,7 +184,8 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(step, total, warmup)
-            loss = loss_fn(model, collate(enc_train, idx), labels[idx], idx)
+            with autocast(config.precision):
+                loss = loss_fn(model, collate(enc_train, idx), labels[idx], idx)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -189,7 +195,7 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
             if i + 1 in evals_at:
                 metric = tune_metric(model, enc_tune, tune_labels, task.spec.metric,
-                                     batch_size=config.eval_batch_size)
+                                     batch_size=config.eval_batch_size, precision=config.precision)
                 if state.add_evaluation(epoch, task.spec.metric, metric):
                     model.save_pretrained(folder / "best", tokenizer=tokenizer)
                     write_json(folder / "best" / LABELS_FILE, list(task.spec.label_names))
@@ -220,10 +226,11 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
                               for (head, decay), params in sorted(groups.items())], lr=config.lr)
 
 
-def tune_metric(model: nn.Module, encoded: Encoded, gold: np.ndarray, metric: str, *, batch_size: int) -> float:
+def tune_metric(model: nn.Module, encoded: Encoded, gold: np.ndarray, metric: str, *, batch_size: int,
+                precision: str = "fp32") -> float:
     """The task metric of the model on the tune split: of its logits [n, C], or the mean over exits of
     multi-exit logits [n, exits, C]."""
-    logits = predict_logits(model, encoded, batch_size=batch_size)
+    logits = predict_logits(model, encoded, batch_size=batch_size, precision=precision)
     if logits.ndim == 3:
         return float(np.mean([task_metric(metric, gold, logits[:, j].argmax(1)) for j in range(logits.shape[1])]))
     return task_metric(metric, gold, logits.argmax(1))

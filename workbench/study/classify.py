@@ -160,6 +160,7 @@ class _Context:
 
 def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
     """(models, member names, setting, executor call, target) of a method name."""
+    precision = c.config.train.precision
     from workbench.methods.executor import run_cascade, run_early_exit, run_early_exit_signal, run_full
     from workbench.methods.points import tuned_cascade_point, tuned_exit_point
     from workbench.methods.signal_points import signal_split, tuned_signal_points
@@ -182,7 +183,8 @@ def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
 
         def run(enc):
             fold = scoring_folds(fitted, len(enc[0]), c.seed)
-            return run_early_exit_signal(model, enc[0], fitted, threshold, fold=fold, batch_size=batch_size)
+            return run_early_exit_signal(model, enc[0], fitted, threshold, fold=fold, batch_size=batch_size,
+                                         precision=precision)
         return [model], [base], point.setting, run, target
     cascade = parse_cascade(name)
     if cascade is not None:
@@ -191,18 +193,19 @@ def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
                          name, target)
         models = [_complete_model(c, m) for m in members]
         return models, list(members), point.setting, lambda enc: run_cascade(models, enc, point.values,
-                                                                                  batch_size=batch_size), target
+                                                                                  batch_size=batch_size,
+                                                                                  precision=precision), target
     parsed = try_parse_model(name)
     if parsed is not None and parsed.is_complete:
         model = _complete_model(c, name)
         return ([model], [name], f"all {parsed.depth} layers",
-                lambda enc: run_full(model, enc[0], batch_size=batch_size), None)
+                lambda enc: run_full(model, enc[0], batch_size=batch_size, precision=precision), None)
     if parsed is not None and parsed.family in ("deebert", "pabee", "fastbert"):
         point = _reached(tuned_exit_point(c.outputs, c.study, name, _target(target), c.seed), name, target)
         model = _exit_model(c, name)
         return ([model], [name], point.setting,
                 lambda enc: run_early_exit(model, enc[0], policy=point.policy, param=point.param,
-                                           batch_size=batch_size), target)
+                                           batch_size=batch_size, precision=precision), target)
     raise ValueError(f"{name!r} is not a method that can answer texts; choose a complete model ('complete-6L'), "
                      "'deebert', 'deebert-da', 'pabee', a cascade ('cascade 1L>6L') or 'deebert with learned'")
 

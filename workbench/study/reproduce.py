@@ -160,7 +160,9 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
     test = task.splits["test"]
     encoded = encode(load_tokenizer(config.backbone), test, config.train.max_length)
     order = pd.Index(test["example_id"].astype(str))
-    full = run_full(CompleteModel.from_pretrained(full_folder / "best"), encoded, batch_size=batch_size)
+    precision = config.train.precision
+    full = run_full(CompleteModel.from_pretrained(full_folder / "best"), encoded, batch_size=batch_size,
+                    precision=precision)
     deebert_dir, _ = deebert_model(task, config, seed, progress=False)
     deebert = MultiExitModel.from_pretrained(deebert_dir / "best")
     cascade = config.all_cascades(study.full_layers, small_layers)[0]
@@ -182,15 +184,15 @@ def executor_check(task, config: RunConfig, outputs: pd.DataFrame, study: Study,
         sim = tuned_exit_point(outputs, study, "deebert", target, seed)
         if sim is not None:
             runs.append(("deebert", sim, run_early_exit(deebert, encoded, policy=sim.policy, param=sim.param,
-                                                        batch_size=batch_size)))
+                                                        batch_size=batch_size, precision=precision)))
         sim = tuned_signal_points(outputs, study, "deebert", EXECUTED_SIGNAL, [target], seed)[0] if learned else None
         if sim is not None:
             runs.append((sim.method, sim, run_early_exit_signal(deebert, encoded, fitted, sim.param, fold=fold,
-                                                                batch_size=batch_size)))
+                                                                batch_size=batch_size, precision=precision)))
         sim = tuned_cascade_point(outputs, study, cascade.members(), target, seed, label=cascade.label())
         if sim is not None:
             runs.append((cascade.label(), sim, run_cascade(members, member_inputs, sim.values,
-                                                           batch_size=batch_size)))
+                                                           batch_size=batch_size, precision=precision)))
         for method, sim, real in runs:
             position = order.get_indexer(sim.example_ids)
             mismatch = (real.pred[position] != sim.pred) | (real.layers_executed[position] != sim.layers_executed)

@@ -55,10 +55,10 @@ def cached_only():
 
 
 def predict_split(model, tokenizer, frame: pd.DataFrame, *, split: str, seed: int, max_length: int,
-                  batch_size: int = 64) -> tuple[pd.DataFrame, int]:
+                  batch_size: int = 64, precision: str = "fp32") -> tuple[pd.DataFrame, int]:
     """Outputs rows of a complete or multi-exit model over one split, and how many texts were truncated."""
     encoded = encode(tokenizer, frame, max_length)
-    logits = predict_logits(model, encoded, batch_size=batch_size)
+    logits = predict_logits(model, encoded, batch_size=batch_size, precision=precision)
     common = dict(split=split, example_ids=frame["example_id"], labels=frame["label"], seed=seed,
                   model=model.spec.name, tokens=encoded.lengths)
     if logits.ndim == 2:
@@ -87,7 +87,8 @@ def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, se
         for split, frame in frames.items():
             rows, truncated = predict_split(model, tokenizer, frame, split=split, seed=seed,
                                             max_length=config.train.max_length,
-                                            batch_size=config.train.eval_batch_size)
+                                            batch_size=config.train.eval_batch_size,
+                                            precision=config.train.precision)
             if truncated and split != "train":
                 tqdm.write(f"{task.spec.name}/{split}: truncated {truncated} of {len(frame)} texts "
                            f"to {config.train.max_length} tokens")
@@ -177,7 +178,8 @@ def _frozen_features(encoder, task: TaskData, config: RunConfig) -> tuple:
     tokenizer = load_tokenizer(config.backbone)
     pooling = ModelSpec(backbone=config.backbone, pooling=config.pooling).resolved().pooling
     splits = (task.splits["train"], task.splits["tune"])
-    return tuple(pooled_features(encoder, pooling, encode(tokenizer, split, config.train.max_length))
+    return tuple(pooled_features(encoder, pooling, encode(tokenizer, split, config.train.max_length),
+                                 precision=config.train.precision)
                  for split in splits) + tuple(split["label"].to_numpy() for split in splits)
 
 

@@ -66,6 +66,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--max-length", type=int)
+    g.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="fp32 (default), or bf16: bfloat16 autocast on the CPU for training, prediction and the "
+                        "executors (faster on CPUs with bf16 instructions; see benchmarks/precision.py)")
     g.add_argument("--train-limit", type=int, help="use at most this many training examples")
     g.add_argument("--eval-limit", type=int, help="use at most this many tune and this many test examples "
                                                   "(seeded samples, counted in the task's notes)")
@@ -88,7 +91,7 @@ def _task_options(a: argparse.Namespace) -> TaskOptions:
 def _run_config(a: argparse.Namespace, *, depths, seeds, **study) -> RunConfig:
     preset = get_preset(a.preset)
     train = override(preset.train, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, max_length=a.max_length,
-                     train_limit=a.train_limit, eval_limit=a.eval_limit)
+                     train_limit=a.train_limit, eval_limit=a.eval_limit, precision=a.precision)
     return RunConfig.from_preset(a.preset, task=_task_options(a), backbone=a.model, pooling=a.pooling,
                                  depths=depths, seeds=seeds, train=train, out=_abs(a.out), cache_dir=_abs(a.cache_dir),
                                  **study)
