@@ -458,7 +458,7 @@ def test_explorer_targets_match_the_main_table_for_three_members_too(run):
             assert np.mean([p.metric for p in points]) == pytest.approx(row["metric"])
             assert np.mean([p.speedup_layers for p in points]) == pytest.approx(row["speedup_layers"])
     three = data.target_state("cascade 1L>2L>6L", "maxprob", 2.0)
-    assert three is None or len(three.values) == 2  # one threshold per non-final member
+    assert len(three.values) == 2  # one threshold per non-final member
 
 
 def test_explorer_compares_methods_and_drills_down_to_one_example(run):
@@ -495,14 +495,14 @@ def test_explorer_widgets_for_targets_seeds_pages_comparison_and_drill_down(run)
     data = load_explorer_data(run)
     ui = build_explorer(data, method="cascade 1L>2L>6L", target=2.0)
     expected = data.target_state("cascade 1L>2L>6L", "maxprob", 2.0)
-    if expected is not None:  # the target sets both thresholds as the main table does
-        assert ui.state.values == pytest.approx(expected.values) and ui.state.metric == pytest.approx(expected.metric)
+    # the target sets both thresholds as the main table does
+    assert ui.state.values == pytest.approx(expected.values) and ui.state.metric == pytest.approx(expected.metric)
     assert [s.layout.display for s in ui.params[:2]] == [None, None]
     first = ui.params[1].options[0][1]
     ui.params[1].value = first if ui.params[1].value != first else ui.params[1].options[-1][1]
     assert ui.target.value == FREE and ui.state.values[1] == pytest.approx(ui.params[1].value)
     ui.target.value = 2.0
-    assert expected is None or ui.state.values == pytest.approx(expected.values)
+    assert ui.state.values == pytest.approx(expected.values)
     ui.seed.value = 1
     assert ui.state.seed == 1
     assert ui.page.max == -(-len(ui.state.examples) // ui.rows)

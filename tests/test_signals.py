@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from workbench.methods.signals import (FEATURES, SIGNALS, Scored, Stages, agreement_signal, auroc_wrong,
-                                       averaged_signal, deferral_features, fold_ids, maxprob_signal, score_splits, stop,
-                                       threshold_for_speedup, thresholds_per_stage)
+                                       averaged_signal, deferral_features, fold_ids, maxprob_signal, score_splits,
+                                       stage_thresholds, stop, threshold_for_speedup, thresholds_per_stage)
 
 
 def toy() -> Stages:
@@ -84,6 +84,14 @@ def test_a_threshold_per_stage_beats_any_single_threshold_by_hand():
     assert index.tolist() == [1, 0, 1, 2]  # a waits for its right second stage, b leaves at once, d goes on
     assert right[rows, index].mean() == 1.0 and 3.0 / cost[rows, index].mean() == pytest.approx(1.5)
     assert thresholds_per_stage(scored, labels, cost, full, 3.1) is None  # even stopping all at stage 1 is 3x
+
+
+def test_stage_thresholds_one_for_all_or_one_per_non_final_stage():
+    np.testing.assert_array_equal(stage_thresholds(0.7, 3), [0.7, 0.7, 0.7])
+    np.testing.assert_array_equal(stage_thresholds([0.6, 0.8], 3), [0.6, 0.8, np.inf])
+    np.testing.assert_array_equal(stage_thresholds([0.6, 0.8, 0.1], 3), [0.6, 0.8, np.inf])  # the last is never read
+    with pytest.raises(ValueError, match="3 stages"):
+        stage_thresholds([0.1, 0.2, 0.3, 0.4], 3)
 
 
 def test_per_stage_thresholds_never_miss_the_target_on_their_split():

@@ -104,15 +104,17 @@ def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_
     return ExecutionResult(exit_index, pred, confidence, exit_index + 1, seconds)
 
 
-def run_early_exit_signal(model, encoded: Encoded, fitted, threshold: float | np.ndarray, *,
+def run_early_exit_signal(model, encoded: Encoded, fitted, threshold, *,
                           fold: np.ndarray | None = None, batch_size: int = 32,
                           precision: str = "fp32") -> ExecutionResult:
     """Batched early exit of a `MultiExitModel` that stops where `fitted` (a `signals.FittedSignal`) scores
-    the exit > `threshold` (strict; one, or one per exit as ztw's), removing exited rows between layers.
+    the exit > its threshold (strict; one for every exit, or one per exit as ztw's: `signals.stage_thresholds`),
+    removing exited rows between layers.
     `fold` [n] says which fold model scores each example (`signals.scoring_folds`, in the encoded order); the
     input length in the signal's features is each example's token count."""
-    from workbench.methods.signals import Stages
+    from workbench.methods.signals import Stages, stage_thresholds
     num_exits = len(layer_stack(model.encoder))
+    thresholds = stage_thresholds(threshold, num_exits)
     n = len(encoded)
     exit_index, pred = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     confidence = np.zeros(n, dtype=np.float64)
@@ -132,7 +134,7 @@ def run_early_exit_signal(model, encoded: Encoded, fitted, threshold: float | np
                 history = probs[:, None] if j == 0 else np.concatenate([history, probs[:, None]], axis=1)
                 stages = Stages(rows.astype(str), np.zeros(len(rows), dtype=np.int64), history, tokens[rows])
                 scored = fitted.score(stages, None if fold is None else fold[rows])
-                leave = scored.score[:, -1] > (threshold[j] if np.ndim(threshold) else threshold)
+                leave = scored.score[:, -1] > thresholds[j]
                 if j == num_exits - 1:
                     leave = np.ones(len(rows), dtype=bool)
                 exit_index[rows[leave]], pred[rows[leave]] = j, scored.pred[leave, -1]

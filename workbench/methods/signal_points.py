@@ -61,15 +61,16 @@ def signal_split(outputs: pd.DataFrame, study: Study, base: str, split: str, see
                        np.cumsum(view.depths), flops, full)
 
 
-def point_at(split: SignalSplit, scored: Scored, threshold: float | np.ndarray, *, study: Study, split_name: str,
-             seed: int, method: str | None = None, target: float | None = None) -> OperatingPoint:
-    """The base method of `split` stopping where `scored` is > `threshold` (one, or one per stage), as an
-    operating point (labelled '<base> with <signal>' unless `method` says otherwise)."""
+def point_at(split: SignalSplit, scored: Scored, threshold, *, study: Study, split_name: str, seed: int,
+             method: str | None = None, target: float | None = None) -> OperatingPoint:
+    """The base method of `split` stopping where `scored` is > `threshold` (one, or one per stage: see
+    `signals.stage_thresholds`), as an operating point (labelled '<base> with <signal>' unless `method` says
+    otherwise); its values are the one threshold, or those of the non-final stages."""
     method = method or signal_label(members_base(split), scored.signal)
     index = stop(scored, threshold)
     rows = np.arange(split.stages.n)
-    values = tuple(float(t) for t in np.ravel(threshold)[:split.stages.num_stages - 1]) if np.ndim(threshold) else (
-        float(threshold),)
+    given = np.ravel(np.asarray(threshold, dtype=np.float64))
+    values = tuple(float(t) for t in (given if len(given) == 1 else given[:split.stages.num_stages - 1]))
     return OperatingPoint(
         method=method, members=split.members, policy=scored.signal, values=values,
         setting=f"{scored.signal}>{'/'.join(f'{t:.4g}' for t in values)}", target=target, split=split_name, seed=seed,

@@ -310,10 +310,21 @@ def score_for_calibration(signal: str, tune: Stages, test: Stages, *,
 # ----------------------------------------------------------------------------- stopping on a score
 
 
-def stop(scored: Scored, threshold: float | np.ndarray) -> np.ndarray:
-    """[n] the first stage whose score is > threshold (strict; one threshold, or one per stage); the last stage
-    when none is."""
-    may = scored.score > threshold
+def stage_thresholds(threshold, stages: int) -> np.ndarray:
+    """[stages] the threshold of every stage from one threshold for all, or one per non-final stage (or per
+    stage: the last one is never read, since the last stage always answers)."""
+    values = np.ravel(np.asarray(threshold, dtype=np.float64))
+    if len(values) == 1:
+        return np.full(stages, values[0])
+    if len(values) not in (stages - 1, stages):
+        raise ValueError(f"{stages} stages need one threshold, or one per non-final stage, got {len(values)}")
+    return np.append(values[:stages - 1], np.inf)
+
+
+def stop(scored: Scored, threshold) -> np.ndarray:
+    """[n] the first stage whose score is > its threshold (strict; see `stage_thresholds`); the last stage when
+    none is."""
+    may = scored.score > stage_thresholds(threshold, scored.score.shape[1])
     may[:, -1] = True
     return may.argmax(1)
 

@@ -160,11 +160,11 @@ class _Context:
 
 def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
     """(models, member names, setting, executor call, target) of a method name."""
-    precision = c.config.train.precision
     from workbench.methods.executor import run_cascade, run_early_exit, run_early_exit_signal, run_full
     from workbench.methods.points import tuned_cascade_point, tuned_exit_point
     from workbench.methods.signal_points import signal_split, tuned_signal_points
     from workbench.methods.signals import fit_signal, scoring_folds
+    precision = c.config.train.precision
     if hybrid_members(name) is not None:
         raise ValueError(f"{name!r}: hybrids cannot answer new texts yet; choose DeeBERT, a cascade, a complete "
                          "model or 'deebert with <signal>'")
@@ -177,13 +177,11 @@ def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
         point = _reached(tuned_signal_points(c.outputs, c.study, base, which, [_target(target)], c.seed)[0],
                          name, target)
         fitted = fit_signal(which, signal_split(c.outputs, c.study, base, "tune", c.seed).stages, seed=c.seed)
-        # one threshold, or one per exit (ztw; the last exit always answers)
-        threshold = np.append(point.values, np.inf) if len(point.values) > 1 else point.param
         model = _exit_model(c, base)
 
-        def run(enc):
+        def run(enc):  # point.values: one threshold, or one per non-final exit (ztw)
             fold = scoring_folds(fitted, len(enc[0]), c.seed)
-            return run_early_exit_signal(model, enc[0], fitted, threshold, fold=fold, batch_size=batch_size,
+            return run_early_exit_signal(model, enc[0], fitted, point.values, fold=fold, batch_size=batch_size,
                                          precision=precision)
         return [model], [base], point.setting, run, target
     cascade = parse_cascade(name)
@@ -207,7 +205,8 @@ def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
                 lambda enc: run_early_exit(model, enc[0], policy=point.policy, param=point.param,
                                            batch_size=batch_size, precision=precision), target)
     raise ValueError(f"{name!r} is not a method that can answer texts; choose a complete model ('complete-6L'), "
-                     "'deebert', 'deebert-da', 'pabee', a cascade ('cascade 1L>6L') or 'deebert with learned'")
+                     "'deebert', 'deebert-da', 'pabee', 'fastbert', a cascade ('cascade 1L>6L') or 'deebert with "
+                     "learned'")
 
 
 def _target(target: float | None) -> float:

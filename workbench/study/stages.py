@@ -188,54 +188,75 @@ def _exit_spec(task: TaskData, config: RunConfig, kind: str) -> MultiExitSpec:
                          num_labels=task.num_labels, pooling=config.pooling, dropout=config.train.dropout).resolved()
 
 
-def deebert_model(task: TaskData, config: RunConfig, seed: int, *, easy: np.ndarray | None = None,
-                  progress: bool = True) -> tuple[Path, pd.DataFrame]:
-    """DeeBERT: stage 1 = the complete L-layer model of this seed; stage 2 = off-ramps on its frozen states.
-    With `easy` difficulty labels, the off-ramps also carry the difficulty-aware regularizer ('deebert-da')."""
-    spec = _exit_spec(task, config, "deebert")
-    stage1, _ = complete_model(task, config, spec.num_layers, seed, progress=progress)
+class FrozenStates:
+    """Stage 1 of the off-ramp models of one seed, computed at most once: the fine-tuned complete L-layer model
+    and its pooled states on the train and tune splits (`_frozen_features`). DeeBERT's and FastBERT's off-ramps
+    are trained on the same states, so a run that builds both passes the frozen model over the data once."""
+
+    def __init__(self, task: TaskData, config: RunConfig, stage1: Path):
+        self.task, self.config, self.stage1 = task, config, stage1
+        self._value = None
+
+    def __call__(self) -> tuple[CompleteModel, tuple]:
+        if self._value is None:
+            complete = CompleteModel.from_pretrained(self.stage1 / "best")
+            self._value = complete, _frozen_features(complete.encoder, self.task, self.config)
+        return self._value
+
+
+def frozen_states(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> FrozenStates:
+    """Stage 1 of the off-ramp models of `seed` (the complete L-layer model, trained or reused), its states
+    computed only when an off-ramp model is built."""
+    stage1, _ = complete_model(task, config, backbone_layers(config.backbone), seed, progress=progress)
+    return FrozenStates(task, config, stage1)
+
+
+def _off_ramp_model(task: TaskData, config: RunConfig, seed: int, kind: str, states: FrozenStates | None, *,
+                    easy: np.ndarray | None = None, distilled: bool = False,
+                    progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """Off-ramps at layers 1..L-1 trained on the frozen states of stage 1 (`kind` 'deebert' or 'fastbert'), with
+    the complete model's own head at layer L; `easy` adds the difficulty-aware regularizer, `distilled` trains
+    on `self_distillation_loss` against the last layer's logits on the training split."""
+    states = states or frozen_states(task, config, seed, progress=progress)
+    spec = _exit_spec(task, config, kind)
     extra = (asdict(config.difficulty), content_hash(easy.tolist())) if easy is not None else ()
-    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), stage1.name, *extra)
+    extra += (asdict(config.distill),) if distilled else ()
+    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), states.stage1.name,
+                          *extra)
 
     def build():
-        complete = CompleteModel.from_pretrained(stage1 / "best")
-        x, tx, y, ty = _frozen_features(complete.encoder, task, config)
+        complete, (x, tx, y, ty) = states()
+        teacher = None
+        if distilled:
+            complete.head.eval()
+            with torch.inference_mode():
+                teacher = complete.head(torch.from_numpy(x[:, -1])).numpy()
         heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers - 1)), num_labels=task.num_labels,
                                metric=task.spec.metric, config=config.heads, seed=seed,
-                               init_dense=complete.head.dense, easy=easy, difficulty=config.difficulty,
-                               progress=progress)
-        model, tokenizer = deebert_from_complete(complete, heads), load_tokenizer(config.backbone)
+                               init_dense=complete.head.dense, easy=easy,
+                               difficulty=config.difficulty if easy is not None else None, teacher=teacher,
+                               distill=config.distill if distilled else None, progress=progress)
+        model, tokenizer = deebert_from_complete(complete, heads, kind=kind), load_tokenizer(config.backbone)
         model.save_pretrained(folder / "best", tokenizer=tokenizer)
         record(folder, "best")
         return model, tokenizer
-    name = multi_exit_name("deebert", regularized=True) if easy is not None else None
+    name = multi_exit_name(kind, regularized=True) if easy is not None else None
     return folder, cached_outputs(folder, build, task, config, seed, name=name)
 
 
-def fastbert_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
-    """FastBERT-style self-distilled off-ramps: DeeBERT's stage 2 on the same frozen complete L-layer model, each
-    off-ramp trained on `self_distillation_loss` against the last layer's logits on the training split (one
-    pass of the frozen model's cached states, no extra forward pass of the encoder)."""
-    spec = _exit_spec(task, config, "fastbert")
-    stage1, _ = complete_model(task, config, spec.num_layers, seed, progress=progress)
-    folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.heads), stage1.name,
-                          asdict(config.distill))
+def deebert_model(task: TaskData, config: RunConfig, seed: int, *, easy: np.ndarray | None = None,
+                  states: FrozenStates | None = None, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """DeeBERT: stage 1 = the complete L-layer model of this seed; stage 2 = off-ramps on its frozen states.
+    With `easy` difficulty labels, the off-ramps also carry the difficulty-aware regularizer ('deebert-da')."""
+    return _off_ramp_model(task, config, seed, "deebert", states, easy=easy, progress=progress)
 
-    def build():
-        complete = CompleteModel.from_pretrained(stage1 / "best")
-        x, tx, y, ty = _frozen_features(complete.encoder, task, config)
-        complete.head.eval()
-        with torch.inference_mode():
-            teacher = complete.head(torch.from_numpy(x[:, -1])).numpy()
-        heads, _ = train_heads(x, y, tx, ty, layers=list(range(spec.num_layers - 1)), num_labels=task.num_labels,
-                               metric=task.spec.metric, config=config.heads, seed=seed,
-                               init_dense=complete.head.dense, teacher=teacher, distill=config.distill,
-                               progress=progress)
-        model, tokenizer = deebert_from_complete(complete, heads, kind="fastbert"), load_tokenizer(config.backbone)
-        model.save_pretrained(folder / "best", tokenizer=tokenizer)
-        record(folder, "best")
-        return model, tokenizer
-    return folder, cached_outputs(folder, build, task, config, seed)
+
+def fastbert_model(task: TaskData, config: RunConfig, seed: int, *, states: FrozenStates | None = None,
+                   progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """FastBERT-style self-distilled off-ramps: DeeBERT's stage 2 on the same frozen complete L-layer model, each
+    off-ramp trained on `self_distillation_loss` against the last layer's logits on the training split, which
+    the complete model's head computes from the states stage 2 already holds."""
+    return _off_ramp_model(task, config, seed, "fastbert", states, distilled=True, progress=progress)
 
 
 def probe_outputs(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> pd.DataFrame:
@@ -272,8 +293,9 @@ def early_exit_outputs(task: TaskData, config: RunConfig, *, progress: bool = Tr
     outputs at every exit."""
     frames = []
     for seed in config.seeds:
-        frames += [deebert_model(task, config, seed, progress=progress)[1],
+        states = frozen_states(task, config, seed, progress=progress)  # one frozen pass for both off-ramp models
+        frames += [deebert_model(task, config, seed, states=states, progress=progress)[1],
                    probe_outputs(task, config, seed, progress=progress),
                    pabee_model(task, config, seed, progress=progress)[1],
-                   fastbert_model(task, config, seed, progress=progress)[1]]
+                   fastbert_model(task, config, seed, states=states, progress=progress)[1]]
     return validate_outputs(pd.concat(frames, ignore_index=True))

@@ -168,10 +168,8 @@ def point_from_view(outputs: pd.DataFrame, view: ExitOutputs | CascadeOutputs, *
         raise ValueError(f"{method.label} exits by {' or '.join(method.rules)}, not {policy!r}")
     if policy in SIGNAL_RULES:
         scored = scored or signal_scores(outputs, study=study, method=method, signal=policy, split=split, seed=seed)
-        values = np.ravel(np.asarray(param, dtype=np.float64))  # one threshold, or one per non-final stage
-        threshold = np.append(values, np.inf) if len(values) > 1 else float(values[0])
-        point = point_at(signal_split(outputs, study, method.label, split, seed), scored, threshold, study=study,
-                         split_name=split, seed=seed)
+        point = point_at(signal_split(outputs, study, method.label, split, seed), scored, param, study=study,
+                         split_name=split, seed=seed)  # one threshold, or one per non-final stage (ztw)
         return dataclasses.replace(point, texts=texts)
     if isinstance(view, ExitOutputs):
         point = exit_point(outputs, view, study=study, model=method.members[0], policy=policy, param=float(param),
