@@ -266,7 +266,7 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
         frames = [complete_model_outputs(task, config, depths=config.trained_depths(full_layers), progress=progress)]
     difficulty = []
     if config.study:
-        with clock.stage("early-exit models (DeeBERT, PABEE, probes)"):
+        with clock.stage("early-exit models (DeeBERT, PABEE, probes, FastBERT)"):
             frames.append(early_exit_outputs(task, config, progress=progress))
         members = config.regularized_members(full_layers, small_layers)
         for depth, small in members:
