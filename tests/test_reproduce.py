@@ -392,6 +392,7 @@ def test_classify_from_python_and_the_command_line(run, tmp_path, monkeypatch, c
     one = method("the film is great and very funny")
     assert set(one) >= {"label", "confidence", "stopped_at", "layers", "flops"} and one["layers"] == 6
     assert one["stopped_at"] == "complete-6L" and method([]) == []
+    assert one["flops"] == pytest.approx(one["full_flops"])  # the full model itself, priced as the study prices it
     texts = tmp_path / "texts.txt"
     texts.write_text("the plot is dull\n\nsuperb cast and a charming story\n")
     out = tmp_path / "answers.jsonl"

@@ -214,6 +214,12 @@ def member_costs(outputs: pd.DataFrame, study: Study, members, depths, split: st
     tokens = [token_counts(outputs, member, split, seed, ids) for member in members]
     if any(t is None for t in tokens) or (study.small_shape is None and any(map(is_small_member, members))):
         return None, None  # no token counts, or a small member whose sizes are unknown
+    return member_flops(study, members, depths, tokens)
+
+
+def member_flops(study: Study, members, depths, tokens) -> tuple[np.ndarray, np.ndarray]:
+    """FLOPs per example [n, k] of each complete member, given each member's token counts (its own tokenizer's),
+    and of the full model [n] on the last member's."""
     flops = np.stack([complete_flops(study.shape_of(m), int(d), t, study.num_labels)
                       for m, d, t in zip(members, depths, tokens)], 1)
     return flops, complete_flops(study.shape, study.full_layers, tokens[-1], study.num_labels)

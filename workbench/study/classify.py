@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.files import DataError, format_of, read_table
-from workbench.measures.cost import complete_flops, exit_flops
+from workbench.methods.points import exit_costs, member_flops
 from workbench.names import (exit_rules, hybrid_members, is_small_member, parse_cascade, parse_signal_method,
                              try_parse_model)
 
@@ -64,8 +64,7 @@ class TrainedMethod:
         encoded = [encode(tokenizer, texts, self.max_length) for tokenizer in self.tokenizers]
         result = self.run(encoded)
         tokens = [np.asarray(e.lengths, dtype=np.float64) for e in encoded]
-        layers, flops = self._costs(result, tokens)
-        full = complete_flops(self.study.shape, self.study.full_layers, tokens[-1], self.study.num_labels)
+        layers, flops, full = self._costs(result, tokens)
         answers = texts.assign(label=[self.label_names[int(p)] for p in result.pred],
                                confidence=result.confidence.astype(float), stopped_at=self._stops(result),
                                layers=layers.astype(int), flops=flops, full_flops=full)
@@ -79,21 +78,16 @@ class TrainedMethod:
             return [self.member_names[0]] * len(result.pred)
         return [f"layer {int(i) + 1}" for i in result.exit_index]
 
-    def _costs(self, result, tokens: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Layers run and FLOPs spent per text, priced as the study prices them (off-ramps paid as passed)."""
+    def _costs(self, result, tokens: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Layers run, FLOPs spent and the full model's FLOPs per text, priced by the study's own functions
+        (`points.member_flops`, `points.exit_costs`: members at their width, off-ramps paid as passed)."""
         rows = np.arange(len(result.pred))
-        if len(self.models) > 1:  # a cascade: every member reached, each at its own width on its own tokens
-            depths = [m.spec.depth for m in self.models]
-            each = np.stack([complete_flops(self.study.shape_of(name), d, t, self.study.num_labels)
-                             for name, d, t in zip(self.member_names, depths, tokens)], 1)
-            return result.layers_executed, np.cumsum(each, 1)[rows, result.exit_index]
-        model = self.models[0]
-        if self.target is None:  # a complete model
-            depth = model.spec.depth
-            shape = self.study.shape_of(self.member_names[0])
-            return np.full(len(rows), depth), complete_flops(shape, depth, tokens[0], self.study.num_labels)
-        exits = exit_flops(self.study.shape, tokens[0], self.study.num_labels, self.study.full_layers)
-        return result.layers_executed, exits[rows, result.exit_index]
+        if len(self.models) > 1 or self.target is None:  # a cascade, or one complete model
+            each, full = member_flops(self.study, self.member_names, [m.spec.depth for m in self.models], tokens)
+            member = result.exit_index if len(self.models) > 1 else np.zeros(len(rows), dtype=np.int64)
+            return result.layers_executed, np.cumsum(each, 1)[rows, member], full
+        exits, full = exit_costs(self.study, tokens[0], self.study.full_layers)
+        return result.layers_executed, exits[rows, result.exit_index], full
 
 
 def _split_inputs(inputs: Sequence, pair: bool) -> list:
