@@ -135,17 +135,16 @@ class ExplorerUI:
         self.policy.value = policy if policy in rules else rules[0]
         self._set_grid()
 
-    def _chosen(self) -> tuple[float, ...]:
-        """The thresholds of the target (chosen on tune), or the sliders' when the target is free."""
-        if self.target.value == FREE:
-            return tuple(s.value for s in self.params[:self._thresholds])
-        chosen = self.data.operating_param(self.method.value, self.policy.value, self.target.value)
-        return tuple(float(v) for v in np.atleast_1d(chosen))
+    @property
+    def _shown_target(self) -> float:
+        """The target the comparison and the drill-down use: the chosen one, or 3x while the target is free."""
+        return 3.0 if self.target.value == FREE else self.target.value
 
     def _set_grid(self) -> None:
         method, policy = self.method.value, self.policy.value
         grid = self.data.grid(method, policy)
-        chosen = self._chosen() if self.target.value != FREE else (None,) * self._thresholds
+        chosen = ((None,) * self._thresholds if self.target.value == FREE else  # the target's thresholds, on tune
+                  tuple(float(v) for v in np.atleast_1d(self.data.operating_param(method, policy, self.target.value))))
         for i, slider in enumerate(self.params):
             slider.layout.display = None if i < self._thresholds else "none"
             if i >= self._thresholds:
@@ -227,15 +226,16 @@ class ExplorerUI:
         self.page.max = pages
         if reset:
             self.page.value = 1
-        first = (min(self.page.value, pages) - 1) * self.rows
+        page = min(self.page.value, pages)
+        first = (page - 1) * self.rows
         shown = self._named(rows.iloc[first:first + self.rows]).assign(text=lambda t: t["text"].str.slice(0, 200))
         caption = (f"{len(rows)} wrong early exits, most confident first" if self.only_wrong.value
-                   else f"{len(rows)} examples") + f"; rows {first + 1}-{first + len(shown)}, page of {pages}"
+                   else f"{len(rows)} examples") + f"; rows {first + 1}-{first + len(shown)}, page {page} of {pages}"
         self.table.value = _html_table(shown, caption)
         self.example_id.options = tuple(str(i) for i in rows["example_id"].head(200))
 
     def _show_comparison(self) -> None:
-        target = self.target.value if self.target.value != FREE else 3.0
+        target = self._shown_target
         methods = list(self.compared.value) or [self.method.value]
         table = self.data.compare(methods, target, baseline=self.baseline.value)
         self.comparison.value = _html_table(table, f"at {target:g}x, parameters chosen on tune as in the main "
@@ -253,7 +253,7 @@ class ExplorerUI:
         chosen = self.example_id.value.strip()
         if not chosen:
             return
-        target = self.target.value if self.target.value != FREE else 3.0
+        target = self._shown_target
         methods = list(dict.fromkeys([self.method.value, *self.compared.value]))
         try:
             one = self.data.example(chosen, methods=methods, target=target)
