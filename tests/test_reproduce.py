@@ -12,7 +12,7 @@ from workbench.study.figures import write_figures
 from workbench.ui.cli import main
 
 TABLES = {"complete_models", "dis", "calibration", "early_exit", "exit_references", "sufficiency", "main",
-          "gap_closed", "cascade_sweeps", "difficulty", "executor", "signals", "signal_auroc"}
+          "gap_closed", "cascade_sweeps", "difficulty", "executor", "signals", "signal_auroc", "operating_points"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,20 @@ def test_every_table_is_written(run):
             "pabee", "probe", "fastbert"} == set(outputs["model"])
     assert set(outputs.loc[outputs["model"] == "deebert", "layer"]) == set(range(1, 7))
     assert RunConfig.from_dict(config["run"]).seeds == (0, 1)
+
+
+def test_operating_points_hold_the_main_tables_seeds_one_row_each(run):
+    tables = load_tables(run)
+    main_table, points = tables["main"], tables["operating_points"]
+    assert set(points["seed"]) == {0, 1}
+    assert not points.duplicated(["method", "target_speedup", "seed"]).any()
+    for _, row in main_table[main_table["verdict"] != "unreachable"].iterrows():
+        if row["method"].startswith(("random escalation", "oracle cascade", "oracle ceiling")):
+            continue
+        mine = points[(points["method"] == row["method"]) & (points["target_speedup"] == row["target_speedup"])]
+        assert list(mine["seed"]) == [0, 1], row["method"]
+        assert "; ".join(mine["setting"]) == row["thresholds"]
+        assert mine["metric"].mean() == pytest.approx(row["metric"])
 
 
 def test_main_table_schema_and_comparisons(run):

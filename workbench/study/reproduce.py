@@ -53,8 +53,8 @@ from workbench.methods.signals import fit_signal, scoring_folds
 from workbench.study.signal_tables import (risk_table, risk_violations, signal_answers, signal_auroc,
                                            signal_comparison)
 from workbench.study.tables import (calibration_summary, cascade_references, early_exit_sweeps, exit_references,
-                                    gap_closed_table, mean_over_seeds, reliability_bins, sufficiency_table,
-                                    summarize_answers, summarize_depths)
+                                    gap_closed_table, mean_over_seeds, operating_points_table, reliability_bins,
+                                    sufficiency_table, summarize_answers, summarize_depths)
 
 
 def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
@@ -120,6 +120,7 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
     tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
     # the signals on DeeBERT, on its self-distilled off-ramps and on every two-member cascade
     bases = [m for m in ("deebert", "fastbert") if m in exits] + [c.label() for c in cascades if len(c.depths) == 2]
+    signal_points = []
     if config.signals and bases:
         signal_points = signal_answers(outputs, study, bases, config.signals, config.targets, config.seeds)
         everything = answers + signal_points
@@ -136,6 +137,7 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
         pairs |= {signal_label(c.label(), s): c.pair for c in cascades if len(c.depths) == 2 for s in config.signals}
         tables["gap_closed"] = gap_closed_table(everything, pd.DataFrame(reference_rows), pairs, metric=study.metric)
         tables["signal_auroc"] = signal_auroc(outputs, study, bases, config.signals, config.seeds)
+    tables["operating_points"] = operating_points_table(answers + signal_points, study)
     if config.risk and bases:
         tables["risk"] = risk_table(outputs, study, bases, config.signals, Risk(*config.risk), config.seeds)
         tables["risk_violations"] = risk_violations(tables["risk"], Risk(*config.risk))

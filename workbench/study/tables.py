@@ -209,6 +209,17 @@ def cascade_references(outputs: pd.DataFrame, study: Study, small: str, large: s
 # ----------------------------------------------------------------------------- tables
 
 
+def operating_points_table(answers: list[OperatingPoint], study: Study) -> pd.DataFrame:
+    """The main table's operating points seed by seed: one row per method x target x seed, with the setting
+    chosen on tune (the thresholds) and what it gave on test, so that per-seed values stand in rows of their own."""
+    rows = [{"task": study.task, "method": a.method, "target_speedup": a.target, "speedup_unit": study.unit,
+             "seed": a.seed, "setting": a.setting, "metric_name": study.metric, "metric": a.metric,
+             "speedup_layers": a.speedup_layers, "speedup_flops": a.speedup_flops, "ece": a.ece} for a in answers]
+    columns = ["task", "method", "target_speedup", "speedup_unit", "seed", "setting", "metric_name", "metric",
+               "speedup_layers", "speedup_flops", "ece"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["method", "target_speedup", "seed"], ignore_index=True)
+
+
 def summarize_answers(answers: list[OperatingPoint], study: Study, *, baseline: str = "deebert",
                       references: dict | None = None) -> pd.DataFrame:
     """The main table: one row per method x target (in `study.unit`), mean and sd over seeds, realised speed-ups
