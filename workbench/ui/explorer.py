@@ -99,6 +99,10 @@ class ExplorerUI:
             widgets.HBox([self.compared, self.baseline]), self.comparison,
             widgets.HTML("<b>One example, exit by exit</b>"), widgets.HBox([self.search, self.example_id]),
             self.drill])
+        for name in ("method", "policy", "target", "seed", "summary", "figure", "table", "comparison", "search",
+                     "example_id", "drill"):  # stable hooks for styling and for driving the page from a browser
+            getattr(self, name).add_class(f"wb-{name.replace('_', '-')}")
+        self.widget.add_class("wb-explorer")
         self.state: OperatingPoint | None = None
         self._quiet = True
         self._set_rules(policy)
@@ -267,8 +271,14 @@ class ExplorerUI:
 
 
 def _html_table(frame, caption: str) -> str:
-    body = frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", escape=True, border=0, na_rep="\u2014")
-    return f"<div style='font-size:small'><p>{html.escape(caption)}</p>{body}</div>"
+    body = frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", escape=True, border=0, na_rep="\u2014",
+                         classes="wb-frame")
+    return f"<div style='font-size:small'>{_FRAME_STYLE}<p>{html.escape(caption)}</p>{body}</div>"
+
+
+# every header over its column, whatever the notebook front end's own table style
+_FRAME_STYLE = ("<style>.wb-frame th, .wb-frame td { text-align: left !important; vertical-align: top; "
+                "padding: 2px 8px; }</style>")
 
 
 def build_explorer(run: str | Path | ExplorerData, *, method: str | None = None, policy: str | None = None,
