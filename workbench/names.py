@@ -33,12 +33,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 COMPLETE_FAMILIES = ("complete", "small")          # complete models of the run's backbone / the small backbone
-MULTI_EXIT_KINDS = ("deebert", "pabee", "probe", "fastbert")  # one exit after every layer
+MULTI_EXIT_KINDS = ("deebert", "pabee", "probe", "fastbert", "berxit", "mutual")  # one exit after every layer
+JOINT_KINDS = ("pabee", "berxit", "mutual")       # trained jointly with their backbone, PABEE's architecture
+LEARNED_WEIGHT_KINDS = ("mutual",)                # with learned per-exit loss weights
+OBJECTIVES = ("berxit", "mutual")                 # multi-exit objectives a run trains only when asked
 DA = "-da"                                         # suffix of models trained with the difficulty-aware regularizer
 
 # Early-exit models the study evaluates, with their exit rules (their own first, the one the targets use).
 EXIT_POLICIES: dict[str, tuple[str, ...]] = {"deebert": ("entropy", "maxprob"), "deebert-da": ("entropy", "maxprob"),
-                                             "pabee": ("patience", "maxprob"), "fastbert": ("entropy", "maxprob")}
+                                             "pabee": ("patience", "maxprob"), "fastbert": ("entropy", "maxprob"),
+                                             "berxit": ("entropy", "maxprob"), "mutual": ("entropy", "maxprob")}
 CASCADE_POLICIES = ("maxprob",)
 SIGNALS = ("maxprob", "agreement", "averaged", "ensemble", "ztw", "learned")  # stop/deferral signals (methods.signals)
 ESCALATION_REFERENCES = {"random": "random escalation", "oracle": "oracle cascade", "ceiling": "oracle ceiling"}
@@ -310,6 +314,7 @@ def display_name(model: str, layer: int) -> str:
     parsed = parse_model(model)
     if parsed.is_complete:
         return f"{parsed.family} {parsed.depth}L" + (" + DA" if parsed.regularized else "")
-    words = {"deebert": "DeeBERT", "pabee": "PABEE", "probe": "probe (pre-trained)", "fastbert": "FastBERT"}[
+    words = {"deebert": "DeeBERT", "pabee": "PABEE", "probe": "probe (pre-trained)", "fastbert": "FastBERT",
+             "berxit": "BERxiT", "mutual": "mutual distillation"}[
         parsed.family]
     return f"{words}{' + DA' if parsed.regularized else ''}{' exit' if parsed.family != 'probe' else ''} {layer}"

@@ -72,7 +72,8 @@ class DifficultyAwareObjective:
         self.config = config
         self.seed = seed
 
-    def __call__(self, model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+    def __call__(self, model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray,
+                 step: int = 0) -> torch.Tensor:
         logits = model(**batch).logits  # [batch, C]
         confidence = torch.softmax(logits, dim=-1).max(dim=-1).values
         # partners drawn from a generator seeded by the batch itself, so a resumed run draws the same ones

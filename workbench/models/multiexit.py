@@ -8,6 +8,10 @@
   with the backbone on sum_j j * CE_j / sum_j j.
 - **Probes**: the same per-layer heads trained on the frozen *pre-trained* backbone, showing how much
   task information each layer holds before fine-tuning.
+- **BERxiT** (Xin et al. 2021) and **mutual** (after LeeBERT, Zhu 2021, and GAML-BERT, Zhu et al. 2021), beyond
+  the paper: PABEE's architecture trained jointly with the backbone on another objective of the per-exit logits
+  (`alternating_objective`, `mutual_objective`; `JointObjective` picks one by kind), so that the objective is
+  the only difference between the three.
 - **FastBERT** (Liu et al. 2020), beyond the paper: DeeBERT's frozen backbone and off-ramps, each off-ramp
   trained by self-distillation from the last layer (`self_distillation_loss`): the fine-tuned model's own
   answer, softened, teaches every earlier exit.
@@ -37,14 +41,14 @@ from workbench.methods.difficulty import difficulty_aware_loss
 from workbench.models.backbones import auto_encoder, checkpoint_files, backbone_layers, default_pooling, load_encoder
 from workbench.models.complete import ClassifierHead, CompleteModel, pool
 from workbench.models.precision import autocast
-from workbench.names import MULTI_EXIT_KINDS
+from workbench.names import JOINT_KINDS, LEARNED_WEIGHT_KINDS, MULTI_EXIT_KINDS
 from workbench.store import fresh_tmp_dir, replace_dir, write_json
 
 
 @dataclass(frozen=True)
 class MultiExitSpec:
     """What a multi-exit model is made of; serialised next to every checkpoint."""
-    kind: str                          # 'deebert' | 'pabee' | 'probe' | 'fastbert'
+    kind: str                          # one of MULTI_EXIT_KINDS
     backbone: str = "minilm"           # alias, Hugging Face name or local folder
     num_layers: int = 6                # L: layers of the backbone, one exit after each
     num_labels: int = 2
@@ -78,8 +82,12 @@ class MultiExitModel(nn.Module):
 
     @classmethod
     def build_pabee(cls, spec: MultiExitSpec, *, seed: int = 0) -> "MultiExitModel":
-        """Pre-trained encoder + one shared pooler (from the backbone's) + a fresh linear per layer."""
+        """Pre-trained encoder + one shared pooler (from the backbone's) + a fresh linear per layer; the
+        architecture of every jointly trained kind (JOINT_KINDS). The 'mutual' kind also learns one weight per
+        exit (`exit_weights`, logits of a softmax, starting equal)."""
         spec = spec.resolved()
+        if spec.kind not in JOINT_KINDS:
+            raise ValueError(f"{spec.kind!r} is not trained jointly with its backbone; expected one of {JOINT_KINDS}")
         encoder = _encoder(spec)
         torch.manual_seed(seed)
         heads = [ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
@@ -89,7 +97,15 @@ class MultiExitModel(nn.Module):
         for head in heads:
             head.dense = shared
         _drop_pooler(encoder)
-        return cls(spec, encoder, nn.ModuleList(heads))
+        model = cls(spec, encoder, nn.ModuleList(heads))
+        if spec.kind in LEARNED_WEIGHT_KINDS:
+            model.exit_weights = nn.Parameter(torch.zeros(spec.num_layers))
+        return model
+
+    def loss_weights(self) -> np.ndarray | None:
+        """The learned weight of every exit's loss (positive, summing to one), or None for a kind without them."""
+        weights = getattr(self, "exit_weights", None)
+        return None if weights is None else torch.softmax(weights.detach().float(), dim=0).numpy()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> MultiExitOutput:
@@ -113,6 +129,8 @@ class MultiExitModel(nn.Module):
         # PABEE's heads share one pooler: store copies, sharing is rebuilt on load
         save_file({k: v.detach().clone().contiguous() for k, v in self.heads.state_dict().items()},
                   str(tmp / "heads.safetensors"))
+        if getattr(self, "exit_weights", None) is not None:
+            save_file({"exit_weights": self.exit_weights.detach().clone()}, str(tmp / "exit_weights.safetensors"))
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / "tokenizer")
         return replace_dir(tmp, folder)
@@ -129,12 +147,15 @@ class MultiExitModel(nn.Module):
             _drop_pooler(encoder)
             heads = [ClassifierHead(encoder.config.hidden_size, spec.num_labels, spec.dropout)
                      for _ in range(spec.num_layers)]
-            if spec.kind == "pabee":
+            if spec.kind in JOINT_KINDS:
                 for head in heads[1:]:
                     head.dense = heads[0].dense
             module = nn.ModuleList(heads)
             module.load_state_dict(load_file(str(folder / "heads.safetensors")))
-        return cls(spec, encoder, module)
+            model = cls(spec, encoder, module)
+            if (folder / "exit_weights.safetensors").is_file():
+                model.exit_weights = nn.Parameter(load_file(str(folder / "exit_weights.safetensors"))["exit_weights"])
+        return model
 
 
 def _encoder(spec: MultiExitSpec) -> nn.Module:
@@ -156,12 +177,77 @@ def _drop_pooler(encoder: nn.Module) -> None:
         encoder.pooler = None
 
 
-def pabee_loss(model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
-    """PABEE's weighted objective: sum_j j * CE_j / sum_j j over exits j = 1..L."""
-    logits = model(**batch).logits  # [batch, L, C]
+def _exit_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every exit, [L], from logits [batch, L, C]."""
+    return torch.stack([nn.functional.cross_entropy(logits[:, j], labels) for j in range(logits.shape[1])])
+
+
+def pabee_objective(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """PABEE's weighted objective (Zhou et al., NeurIPS 2020): sum_j j * CE_j / sum_j j over exits j = 1..L."""
     weights = torch.arange(1, logits.shape[1] + 1, dtype=logits.dtype)
-    losses = torch.stack([nn.functional.cross_entropy(logits[:, j], labels) for j in range(logits.shape[1])])
-    return (weights * losses).sum() / weights.sum()
+    return (weights * _exit_losses(logits, labels)).sum() / weights.sum()
+
+
+def alternating_objective(logits: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+    """BERxiT's alternating fine-tuning (Xin et al., EACL 2021): on even steps the last exit's CE alone, the
+    complete model's own objective; on odd steps the mean CE over all exits, 1/L sum_j CE_j. Alternating keeps
+    the last layer as accurate as a model fine-tuned alone while the earlier exits still learn."""
+    if step % 2 == 0:
+        return nn.functional.cross_entropy(logits[:, -1], labels)
+    return _exit_losses(logits, labels).mean()
+
+
+MUTUAL_ENTROPY = 1.0  # lambda: the weight of the entropy term that keeps the learned exit weights from collapsing
+
+
+def mutual_objective(logits: torch.Tensor, labels: torch.Tensor, weight_logits: torch.Tensor,
+                     distill: DistillConfig) -> torch.Tensor:
+    """Learned exit weights with mutual distillation, after LeeBERT (Zhu, ACL 2021) and GAML-BERT (Zhu et al.,
+    EMNLP 2021):
+
+        sum_j w_j * [(1 - b) * CE_j + b * T^2 * KL(q_-j || p_j)]  -  lambda * H(w),   w = softmax(phi)
+
+    p_j is exit j's distribution at temperature T and q_-j the mean of every other exit's, detached: shallow
+    exits learn from deep ones and deep ones from shallow ones (two-way). b and T are `distill`'s weight and
+    temperature, lambda = MUTUAL_ENTROPY. The weights w are learned with the model by gradient descent on this
+    same loss; the entropy term makes their optimum w_j proportional to exp(-loss_j / lambda), so an exit whose
+    loss is lower weighs more, without all weight going to one exit. (LeeBERT learns its weights by cross-level
+    optimisation on held-out batches instead, which costs a second backward pass per exit.)"""
+    t, b = distill.temperature, distill.weight
+    log_p = nn.functional.log_softmax(logits / t, dim=-1)                     # [batch, L, C]
+    p = log_p.exp().detach()
+    L = logits.shape[1]
+    others = (p.sum(dim=1, keepdim=True) - p) / max(L - 1, 1)               # [batch, L, C], q_-j
+    kl = (others * (others.clamp_min(1e-12).log() - log_p)).sum(-1).mean(0)  # [L], batch mean
+    per_exit = (1 - b) * _exit_losses(logits, labels) + b * t * t * kl
+    w = torch.softmax(weight_logits.to(per_exit.dtype), dim=0)
+    entropy = -(w * w.clamp_min(1e-12).log()).sum()
+    return (w * per_exit).sum() - MUTUAL_ENTROPY * entropy
+
+
+class JointObjective:
+    """`fit`'s loss for a jointly trained multi-exit model of `kind` (JOINT_KINDS): PABEE's weighted sum,
+    BERxiT's alternation (by the global step, so a resumed run alternates as an uninterrupted one) or the
+    learned-weights mutual distillation (with the model's own `exit_weights`)."""
+
+    def __init__(self, kind: str, distill: DistillConfig | None = None):
+        if kind not in JOINT_KINDS:
+            raise ValueError(f"no joint objective for {kind!r}; expected one of {JOINT_KINDS}")
+        self.kind, self.distill = kind, distill or DistillConfig()
+
+    def __call__(self, model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray,
+                 step: int = 0) -> torch.Tensor:
+        logits = model(**batch).logits  # [batch, L, C]
+        if self.kind == "berxit":
+            return alternating_objective(logits, labels, step)
+        if self.kind == "mutual":
+            return mutual_objective(logits, labels, model.exit_weights, self.distill)
+        return pabee_objective(logits, labels)
+
+
+def pabee_loss(model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray, step: int = 0) -> torch.Tensor:
+    """PABEE's weighted objective on the model's logits at every exit (`pabee_objective`)."""
+    return pabee_objective(model(**batch).logits, labels)
 
 
 def self_distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,

@@ -126,12 +126,12 @@ def train_complete_model(spec: ModelSpec, task: TaskData, config: TrainConfig, *
 
 
 def cross_entropy(model: nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor,
-                  idx: np.ndarray) -> torch.Tensor:
+                  idx: np.ndarray, step: int = 0) -> torch.Tensor:
     """The plain objective: mean cross-entropy of the model's logits [batch, num_labels]."""
     return nn.functional.cross_entropy(model(**batch).logits, labels)
 
 
-LossFn = Callable[[nn.Module, dict, torch.Tensor, np.ndarray], torch.Tensor]
+LossFn = Callable[[nn.Module, dict, torch.Tensor, np.ndarray, int], torch.Tensor]
 
 
 def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config: TrainConfig, *, seed: int,
@@ -139,8 +139,9 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
     """The training loop shared by every model the workbench trains.
 
     `build()` returns a fresh model with `spec.backbone` and `save_pretrained(folder, tokenizer=)`;
-    `loss_fn(model, batch, labels, idx)` returns the scalar loss of a batch (idx = the training
-    examples' positions, for objectives that need per-example data such as difficulty labels).
+    `loss_fn(model, batch, labels, idx, step)` returns the scalar loss of a batch (idx = the training
+    examples' positions, for objectives that need per-example data such as difficulty labels; step = the
+    global step, for objectives that alternate).
     The model is selected by the task metric on the tune split: of its logits [n, C], or the mean
     over exits for multi-exit logits [n, exits, C].
     """
@@ -185,7 +186,7 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(step, total, warmup)
             with autocast(config.precision):
-                loss = loss_fn(model, collate(enc_train, idx), labels[idx], idx)
+                loss = loss_fn(model, collate(enc_train, idx), labels[idx], idx, step)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()

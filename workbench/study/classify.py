@@ -24,8 +24,8 @@ import pandas as pd
 
 from workbench.data.files import DataError, format_of, read_table
 from workbench.methods.points import exit_costs, member_flops
-from workbench.names import (exit_rules, hybrid_members, is_small_member, parse_cascade, parse_signal_method,
-                             try_parse_model)
+from workbench.names import (JOINT_KINDS, exit_rules, hybrid_members, is_small_member, parse_cascade,
+                             parse_signal_method, try_parse_model)
 
 ANSWER_COLUMNS = ("label", "confidence", "stopped_at", "layers", "flops", "full_flops")
 
@@ -192,14 +192,14 @@ def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
         model = _complete_model(c, name)
         return ([model], [name], f"all {parsed.depth} layers",
                 lambda enc: run_full(model, enc[0], batch_size=batch_size, precision=precision), None)
-    if parsed is not None and parsed.family in ("deebert", "pabee", "fastbert"):
+    if parsed is not None and parsed.family in ("deebert", "fastbert", *JOINT_KINDS):
         point = _reached(tuned_exit_point(c.outputs, c.study, name, _target(target), c.seed), name, target)
         model = _exit_model(c, name)
         return ([model], [name], point.setting,
                 lambda enc: run_early_exit(model, enc[0], policy=point.policy, param=point.param,
                                            batch_size=batch_size, precision=precision), target)
     raise ValueError(f"{name!r} is not a method that can answer texts; choose a complete model ('complete-6L'), "
-                     "'deebert', 'deebert-da', 'pabee', 'fastbert', a cascade ('cascade 1L>6L') or 'deebert with "
+                     "'deebert', 'deebert-da', 'pabee', 'fastbert', 'berxit', 'mutual', a cascade ('cascade 1L>6L') or 'deebert with "
                      "learned'")
 
 
@@ -231,10 +231,10 @@ def _complete_model(c: _Context, member: str):
 
 def _exit_model(c: _Context, name: str):
     from workbench.models.multiexit import MultiExitModel
-    from workbench.study.stages import deebert_model, difficulty_labels, fastbert_model, pabee_model
+    from workbench.study.stages import deebert_model, difficulty_labels, fastbert_model, joint_model
     parsed = try_parse_model(name)
-    if parsed.family == "pabee":
-        folder, _ = pabee_model(c.task, c.config, c.seed, progress=False)
+    if parsed.family in JOINT_KINDS:
+        folder, _ = joint_model(c.task, c.config, c.seed, parsed.family, progress=False)
     elif parsed.family == "fastbert":
         folder, _ = fastbert_model(c.task, c.config, c.seed, progress=False)
     elif parsed.regularized:  # DeeBERT's off-ramps with the labels of the run's first regularized member

@@ -5,8 +5,8 @@ checkpoint and outputs in a cache folder named by a hash of the model spec, trai
 and data fingerprint (plus any stage settings), so a rerun reuses them and a changed option or
 data file retrains. `workbench.study.reproduce` runs the stages and builds the tables.
 
-Stages: complete models of any depth; DeeBERT (stage 2 on the complete L-layer model), PABEE and
-probes; difficulty labels of a small member and its difficulty-aware retraining.
+Stages: complete models of any depth; DeeBERT (stage 2 on the complete L-layer model), FastBERT, PABEE and
+the other jointly trained objectives (BERxiT, mutual), probes; difficulty labels of a small member and its difficulty-aware retraining.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from workbench.data.task import TaskData
 from workbench.methods.difficulty import DifficultyAwareObjective, easy_from_runs, kfold_assignment
 from workbench.models.backbones import backbone_layers, load_encoder, load_tokenizer
 from workbench.models.complete import CompleteModel, ModelSpec, load_checkpoint_tokenizer
-from workbench.models.multiexit import (MultiExitModel, MultiExitSpec, backbone_pooler, deebert_from_complete,
-                                        pabee_loss, pooled_features, probe_model, train_heads)
+from workbench.models.multiexit import (JointObjective, MultiExitModel, MultiExitSpec, backbone_pooler,
+                                        deebert_from_complete, pabee_loss, pooled_features, probe_model, train_heads)
 from workbench.models.training import fit, model_folder, predict_logits, train_complete_model
 from workbench.names import complete_name, multi_exit_name
 from workbench.runs.outputs import outputs_frame, validate_outputs
@@ -276,21 +276,31 @@ def probe_outputs(task: TaskData, config: RunConfig, seed: int, *, progress: boo
     return cached_outputs(folder, build, task, config, seed)
 
 
-def pabee_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
-    """PABEE: per-layer classifiers on a shared pooler, trained jointly with the backbone."""
-    spec = _exit_spec(task, config, "pabee")
-    folder = model_folder(config.cache, spec, config.train, seed, task)
+def joint_model(task: TaskData, config: RunConfig, seed: int, kind: str = "pabee", *,
+                progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """A multi-exit model trained jointly with its backbone (`kind` in JOINT_KINDS): per-layer classifiers on a
+    shared pooler, on PABEE's weighted objective, BERxiT's alternating one or the learned-weights mutual
+    distillation (`JointObjective`)."""
+    spec = _exit_spec(task, config, kind)
+    extra = (asdict(config.distill),) if kind == "mutual" else ()
+    folder = model_folder(config.cache, spec, config.train, seed, task, *extra)
 
     def build():
-        fit(lambda: MultiExitModel.build_pabee(spec, seed=seed), pabee_loss, task, config.train, seed=seed,
-            folder=folder, desc=f"train pabee seed {seed} on {task.spec.name}", progress=progress)
+        fit(lambda: MultiExitModel.build_pabee(spec, seed=seed),
+            pabee_loss if kind == "pabee" else JointObjective(kind, config.distill), task, config.train, seed=seed,
+            folder=folder, desc=f"train {kind} seed {seed} on {task.spec.name}", progress=progress)
         return MultiExitModel.from_pretrained(folder / "best"), load_tokenizer(config.backbone)
     return folder, cached_outputs(folder, build, task, config, seed)
 
 
+def pabee_model(task: TaskData, config: RunConfig, seed: int, *, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """PABEE: per-layer classifiers on a shared pooler, trained jointly with the backbone."""
+    return joint_model(task, config, seed, "pabee", progress=progress)
+
+
 def early_exit_outputs(task: TaskData, config: RunConfig, *, progress: bool = True) -> pd.DataFrame:
-    """DeeBERT, PABEE, probes and FastBERT's self-distilled off-ramps on the full backbone, every seed: their
-    outputs at every exit."""
+    """DeeBERT, PABEE, probes and FastBERT's self-distilled off-ramps on the full backbone, every seed, and each
+    of `config.objectives` (BERxiT, mutual): their outputs at every exit."""
     frames = []
     for seed in config.seeds:
         states = frozen_states(task, config, seed, progress=progress)  # one frozen pass for both off-ramp models
@@ -298,4 +308,5 @@ def early_exit_outputs(task: TaskData, config: RunConfig, *, progress: bool = Tr
                    probe_outputs(task, config, seed, progress=progress),
                    pabee_model(task, config, seed, progress=progress)[1],
                    fastbert_model(task, config, seed, states=states, progress=progress)[1]]
+        frames += [joint_model(task, config, seed, kind, progress=progress)[1] for kind in config.objectives]
     return validate_outputs(pd.concat(frames, ignore_index=True))

@@ -56,7 +56,7 @@ def summarize_depths(outputs: pd.DataFrame, *, metric: str, full_layers: int, sp
 
 
 def per_layer_accuracy(dis: pd.DataFrame,
-                       families=("probe", "deebert", "pabee", "fastbert", "complete")) -> pd.DataFrame:
+                       families=("probe", "deebert", "pabee", "fastbert", "berxit", "mutual", "complete")) -> pd.DataFrame:
     """Accuracy of every exit of the plain (not regularized) models of `families`, one row per model and layer,
     from the DIS table (columns model, layer, accuracy; means over seeds)."""
     def keep(model: str) -> bool:

@@ -182,7 +182,7 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
                          cascades=tuple(c.depths for c in cascades if not c.small) if cascades else None,
                          small_cascades=tuple(c.depths for c in cascades if c.small) if cascades else None,
                          difficulty=difficulty, small_backbone=small_model, speedup_unit=a.speedup_unit,
-                         signals=a.signals, risk=_risk(a.risk))
+                         signals=a.signals, risk=_risk(a.risk), objectives=a.objectives)
     reproduce(config, force=True)
 
 
@@ -192,6 +192,16 @@ def _signals(text: str) -> tuple[str, ...]:
     unknown = [s for s in names if s not in SIGNALS]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown signal(s) {unknown}; expected some of {', '.join(SIGNALS)}, "
+                                         "or 'none'")
+    return names
+
+
+def _objectives(text: str) -> tuple[str, ...]:
+    from workbench.names import OBJECTIVES
+    names = () if text == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in names if s not in OBJECTIVES]
+    if unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct objectives from {', '.join(OBJECTIVES)}, "
                                          "or 'none'")
     return names
 
@@ -364,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "ensemble,ztw,learned; 'none' for none)")
     g.add_argument("--risk", help="DELTA,EPS: also thresholds with a Learn-then-Test guarantee of at most DELTA "
                                   "accuracy points below the full model, with probability 1-EPS (e.g. 1,0.1)")
+    g.add_argument("--objectives", type=_objectives,
+                   help="also train these multi-exit objectives, jointly with the backbone on PABEE's architecture: "
+                        "'berxit' (alternating last-exit and all-exit steps), 'mutual' (learned exit weights with "
+                        "two-way distillation between exits); e.g. 'berxit,mutual' (default: none)")
     g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",
                    help="easy = correct in all k seeded runs (default) or correct when held out (k folds)")
     g.add_argument("--difficulty-runs", type=int, default=3, help="k, seeded runs or folds (default: 3)")
