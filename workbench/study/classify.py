@@ -199,8 +199,8 @@ def _resolve(c: _Context, name: str, target: float | None, batch_size: int):
                 lambda enc: run_early_exit(model, enc[0], policy=point.policy, param=point.param,
                                            batch_size=batch_size, precision=precision), target)
     raise ValueError(f"{name!r} is not a method that can answer texts; choose a complete model ('complete-6L'), "
-                     "'deebert', 'deebert-da', 'pabee', 'fastbert', 'berxit', 'mutual', a cascade ('cascade 1L>6L') or 'deebert with "
-                     "learned'")
+                     "'deebert', 'deebert-da', 'pabee', 'fastbert', 'berxit', 'mutual', a cascade ('cascade 1L>6L') "
+                     "or 'deebert with learned'")
 
 
 def _target(target: float | None) -> float:
