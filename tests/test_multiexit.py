@@ -117,10 +117,10 @@ def test_mutual_objective_by_hand():
     from workbench.config import DistillConfig
     from workbench.models.multiexit import MUTUAL_ENTROPY, mutual_objective
     labels = torch.tensor([1])
-    # every exit says the same: each KL term is zero, and equal weights leave (1 - b) * CE - lambda * log L
+    # every exit says the same: each KL term is zero, and equal weights leave (1 - b) * CE alone
     same = torch.tensor([[[0.5, 1.5]] * 3])
     got = mutual_objective(same, labels, torch.zeros(3), DistillConfig(weight=0.4, temperature=2.0))
-    assert got.item() == pytest.approx(0.6 * _ce([0.5, 1.5], 1) - MUTUAL_ENTROPY * math.log(3))
+    assert got.item() == pytest.approx(0.6 * _ce([0.5, 1.5], 1))
     # two exits, b = 1, T = 1: each learns the other's distribution; weights softmax([0, log 3]) = (1/4, 3/4)
     logits = torch.tensor([[[0.0, 0.0], [2.0, 0.0]]])
     p = [torch.softmax(logits[0, j], 0).tolist() for j in range(2)]
@@ -129,7 +129,7 @@ def test_mutual_objective_by_hand():
         return sum(a * math.log(a / b) for a, b in zip(q, r))
     w = (0.25, 0.75)
     entropy = -sum(v * math.log(v) for v in w)
-    expected = w[0] * kl(p[1], p[0]) + w[1] * kl(p[0], p[1]) - MUTUAL_ENTROPY * entropy
+    expected = w[0] * kl(p[1], p[0]) + w[1] * kl(p[0], p[1]) + MUTUAL_ENTROPY * (math.log(2) - entropy)
     got = mutual_objective(logits, labels, torch.tensor([0.0, math.log(3)]), DistillConfig(weight=1.0, temperature=1.0))
     assert got.item() == pytest.approx(expected, rel=1e-5)
 

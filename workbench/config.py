@@ -209,6 +209,7 @@ class RunConfig:
     signals: tuple[str, ...] = DEFAULT_SIGNALS  # stop/deferral signals tried on DeeBERT and every two-member cascade
     risk: tuple[float, float] | None = None    # (delta points, eps): also thresholds with a Learn-then-Test guarantee
     objectives: tuple[str, ...] = ()  # extra multi-exit objectives trained like PABEE: 'berxit', 'mutual'
+    distill_members: bool = False     # complete models other than the full one learn its softened answers too
 
     def __post_init__(self):
         if self.speedup_unit is not None and self.speedup_unit not in SPEEDUP_UNITS:

@@ -65,12 +65,15 @@ def difficulty_aware_loss(confidence: torch.Tensor, easy: torch.Tensor, *, margi
 
 class DifficultyAwareObjective:
     """Cross-entropy + weight * L_DA for a complete model; `easy` holds the training examples' labels
-    in the order of the training split that `fit` encodes. Pass an instance as `fit`'s loss_fn."""
+    in the order of the training split that `fit` encodes. Pass an instance as `fit`'s loss_fn. With a
+    `teacher` (see DistilledObjective) the cross-entropy becomes the distillation loss."""
 
-    def __init__(self, easy: np.ndarray, config: DifficultyConfig, *, seed: int = 0):
+    def __init__(self, easy: np.ndarray, config: DifficultyConfig, *, seed: int = 0,
+                 teacher: "DistilledObjective | None" = None):
         self.easy = torch.as_tensor(np.asarray(easy, dtype=bool))
         self.config = config
         self.seed = seed
+        self.teacher = teacher
 
     def __call__(self, model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray,
                  step: int = 0) -> torch.Tensor:
@@ -80,4 +83,25 @@ class DifficultyAwareObjective:
         generator = torch.Generator().manual_seed(hash((self.seed, len(idx), *np.asarray(idx).tolist())) % 2**31)
         regularizer = difficulty_aware_loss(confidence, self.easy[torch.as_tensor(idx)], margin=self.config.margin,
                                             generator=generator)
-        return nn.functional.cross_entropy(logits, labels) + self.config.weight * regularizer
+        base = (nn.functional.cross_entropy(logits, labels) if self.teacher is None
+                else self.teacher.loss(logits, labels, idx))
+        return base + self.config.weight * regularizer
+
+
+class DistilledObjective:
+    """A complete model as the student of a teacher (knowledge distillation, Hinton et al., 2015, as DistilBERT
+    and TinyBERT train their students): `self_distillation_loss` of its logits against the teacher's logits
+    `teacher` [n, C] on the training examples, in the order `fit` encodes them. Pass an instance as `fit`'s
+    loss_fn."""
+
+    def __init__(self, teacher: np.ndarray, distill):
+        self.teacher = torch.tensor(np.asarray(teacher, dtype=np.float32))
+        self.distill = distill
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        from workbench.models.multiexit import self_distillation_loss
+        return self_distillation_loss(logits, self.teacher[torch.as_tensor(idx)], labels, self.distill)
+
+    def __call__(self, model: nn.Module, batch: dict, labels: torch.Tensor, idx: np.ndarray,
+                 step: int = 0) -> torch.Tensor:
+        return self.loss(model(**batch).logits, labels, idx)

@@ -24,6 +24,7 @@ own recipe (which reuses the fine-tuning schedule), so the baseline is not weake
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -205,12 +206,12 @@ def mutual_objective(logits: torch.Tensor, labels: torch.Tensor, weight_logits: 
     """Learned exit weights with mutual distillation, after LeeBERT (Zhu, ACL 2021) and GAML-BERT (Zhu et al.,
     EMNLP 2021):
 
-        sum_j w_j * [(1 - b) * CE_j + b * T^2 * KL(q_-j || p_j)]  -  lambda * H(w),   w = softmax(phi)
+        sum_j w_j * [(1 - b) * CE_j + b * T^2 * KL(q_-j || p_j)]  +  lambda * (log L - H(w)),   w = softmax(phi)
 
     p_j is exit j's distribution at temperature T and q_-j the mean of every other exit's, detached: shallow
     exits learn from deep ones and deep ones from shallow ones (two-way). b and T are `distill`'s weight and
     temperature, lambda = MUTUAL_ENTROPY. The weights w are learned with the model by gradient descent on this
-    same loss; the entropy term makes their optimum w_j proportional to exp(-loss_j / lambda), so an exit whose
+    same loss; the entropy term (its gap to the uniform weights' log L, so that the loss is never negative) makes their optimum w_j proportional to exp(-loss_j / lambda), so an exit whose
     loss is lower weighs more, without all weight going to one exit. (LeeBERT learns its weights by cross-level
     optimisation on held-out batches instead, which costs a second backward pass per exit.)"""
     t, b = distill.temperature, distill.weight
@@ -222,7 +223,7 @@ def mutual_objective(logits: torch.Tensor, labels: torch.Tensor, weight_logits: 
     per_exit = (1 - b) * _exit_losses(logits, labels) + b * t * t * kl
     w = torch.softmax(weight_logits.to(per_exit.dtype), dim=0)
     entropy = -(w * w.clamp_min(1e-12).log()).sum()
-    return (w * per_exit).sum() - MUTUAL_ENTROPY * entropy
+    return (w * per_exit).sum() + MUTUAL_ENTROPY * (math.log(L) - entropy)
 
 
 class JointObjective:

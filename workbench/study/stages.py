@@ -24,7 +24,8 @@ from workbench.config import RunConfig
 from workbench.data.batching import encode
 from workbench.data.files import DataError
 from workbench.data.task import TaskData
-from workbench.methods.difficulty import DifficultyAwareObjective, easy_from_runs, kfold_assignment
+from workbench.methods.difficulty import (DifficultyAwareObjective, DistilledObjective, easy_from_runs,
+                                          kfold_assignment)
 from workbench.models.backbones import backbone_layers, load_encoder, load_tokenizer
 from workbench.models.complete import CompleteModel, ModelSpec, load_checkpoint_tokenizer
 from workbench.models.multiexit import (JointObjective, MultiExitModel, MultiExitSpec, backbone_pooler,
@@ -105,19 +106,52 @@ def _load_complete(folder: Path):
 
 
 def complete_model(task: TaskData, config: RunConfig, depth: int, seed: int, *, backbone: str | None = None,
-                   progress: bool = True) -> tuple[Path, pd.DataFrame]:
+                   distilled: bool | None = None, progress: bool = True) -> tuple[Path, pd.DataFrame]:
     """Train (or reuse) one complete model (of `backbone`, default the run's); its cache folder and its
-    tune/test outputs."""
+    tune/test outputs. `distilled` (default: the run's `distill_members`, for every model but the full one)
+    trains it as the student of the full model of the same seed (`teacher_logits`, `DistilledObjective`)."""
     backbone = backbone or config.backbone
     spec = ModelSpec(backbone=backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
                      dropout=config.train.dropout).resolved()
-    folder = model_folder(config.cache, spec, config.train, seed, task)
+    if distilled is None:
+        distilled = config.distill_members and not _is_full(config, backbone, depth)
+    name = complete_name(depth, small=config.is_small(backbone))
+    name = None if name == spec.name else name
+    if not distilled:
+        folder = model_folder(config.cache, spec, config.train, seed, task)
+
+        def load():
+            train_complete_model(spec, task, config.train, seed=seed, folder=folder, progress=progress)
+            return _load_complete(folder)
+        return folder, cached_outputs(folder, load, task, config, seed, name=name)
+    teacher, teacher_folder = teacher_logits(task, config, seed, progress=progress)
+    folder = model_folder(config.cache, spec, config.train, seed, task, "kd", asdict(config.distill),
+                          teacher_folder.name)
 
     def load():
-        train_complete_model(spec, task, config.train, seed=seed, folder=folder, progress=progress)
+        fit(lambda: CompleteModel.build(spec, seed=seed), DistilledObjective(teacher, config.distill), task,
+            config.train, seed=seed, folder=folder, desc=f"train {spec.name} (student) seed {seed} on "
+            f"{task.spec.name}", progress=progress)
         return _load_complete(folder)
-    name = complete_name(depth, small=config.is_small(backbone))
-    return folder, cached_outputs(folder, load, task, config, seed, name=None if name == spec.name else name)
+    return folder, cached_outputs(folder, load, task, config, seed, name=name)
+
+
+def _is_full(config: RunConfig, backbone: str, depth: int) -> bool:
+    return backbone == config.backbone and depth == backbone_layers(config.backbone)
+
+
+def teacher_logits(task: TaskData, config: RunConfig, seed: int, *,
+                   progress: bool = True) -> tuple[np.ndarray, Path]:
+    """The full model's logits on the training split [n, C], in the order `fit` trains on, and the full model's
+    cache folder: computed once per teacher (one pass over the training split, stored beside its checkpoint as
+    train_outputs.parquet) and reused by every student of that seed; a retrained teacher has another folder."""
+    train = task.splits["train"]
+    folder, _ = complete_model(task, config, backbone_layers(config.backbone), seed, distilled=False,
+                               progress=progress)
+    rows = cached_outputs(folder, lambda: _load_complete(folder), task, config, seed, frames={"train": train},
+                          filename="train_outputs.parquet")
+    rows = rows.set_index("example_id").loc[train["example_id"].astype(str)]
+    return rows[[f"logit_{c}" for c in range(task.num_labels)]].to_numpy(np.float32), folder
 
 
 def complete_model_outputs(task: TaskData, config: RunConfig, *, depths: tuple[int, ...] | None = None,
@@ -137,7 +171,8 @@ def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, backbone
     if rule.rule == "seeds":
         correct = np.zeros((rule.runs, len(train)), dtype=bool)
         for run in range(rule.runs):
-            folder, _ = complete_model(task, config, depth, run, backbone=backbone, progress=progress)
+            folder, _ = complete_model(task, config, depth, run, backbone=backbone, distilled=False,
+                                       progress=progress)
             rows = cached_outputs(folder, lambda: _load_complete(folder), task, config, run,
                                   frames={"train": train}, filename="train_outputs.parquet")
             correct[run] = rows.set_index("example_id").loc[train["example_id"], "correct"].to_numpy()
@@ -146,7 +181,8 @@ def difficulty_labels(task: TaskData, config: RunConfig, depth: int, *, backbone
     held_out = np.zeros(len(train), dtype=bool)
     for f in range(rule.runs):
         fold_task = replace(task, splits={**task.splits, "train": train[fold != f].reset_index(drop=True)})
-        folder, _ = complete_model(fold_task, config, depth, 0, backbone=backbone, progress=progress)
+        folder, _ = complete_model(fold_task, config, depth, 0, backbone=backbone, distilled=False,
+                                   progress=progress)
         rows = cached_outputs(folder, lambda: _load_complete(folder), fold_task, config, 0,
                               frames={"held_out": train[fold == f].reset_index(drop=True)},
                               filename="held_out_outputs.parquet")
@@ -161,9 +197,15 @@ def da_member(task: TaskData, config: RunConfig, depth: int, seed: int, easy: np
     backbone = backbone or config.backbone
     spec = ModelSpec(backbone=backbone, depth=depth, num_labels=task.num_labels, pooling=config.pooling,
                      dropout=config.train.dropout).resolved()
+    extra = ()
+    teacher = None
+    if config.distill_members:  # the regularized member is a student too
+        logits, teacher_folder = teacher_logits(task, config, seed, progress=progress)
+        teacher = DistilledObjective(logits, config.distill)
+        extra = ("kd", asdict(config.distill), teacher_folder.name)
     folder = model_folder(config.cache, spec, config.train, seed, task, asdict(config.difficulty),
-                          content_hash(easy.tolist()), "da")
-    objective = DifficultyAwareObjective(easy, config.difficulty, seed=seed)
+                          content_hash(easy.tolist()), "da", *extra)
+    objective = DifficultyAwareObjective(easy, config.difficulty, seed=seed, teacher=teacher)
 
     def load():
         fit(lambda: CompleteModel.build(spec, seed=seed), objective, task, config.train, seed=seed, folder=folder,

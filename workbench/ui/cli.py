@@ -182,7 +182,8 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
                          cascades=tuple(c.depths for c in cascades if not c.small) if cascades else None,
                          small_cascades=tuple(c.depths for c in cascades if c.small) if cascades else None,
                          difficulty=difficulty, small_backbone=small_model, speedup_unit=a.speedup_unit,
-                         signals=a.signals, risk=_risk(a.risk), objectives=a.objectives)
+                         signals=a.signals, risk=_risk(a.risk), objectives=a.objectives,
+                         distill_members=a.distill_members or None)
     reproduce(config, force=True)
 
 
@@ -378,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train these multi-exit objectives, jointly with the backbone on PABEE's architecture: "
                         "'berxit' (alternating last-exit and all-exit steps), 'mutual' (learned exit weights with "
                         "two-way distillation between exits); e.g. 'berxit,mutual' (default: none)")
+    g.add_argument("--distill-members", action="store_true",
+                   help="train every complete model but the full one as the full model's student: cross-entropy "
+                        "mixed with the KL to its temperature-softened answers on the training split (weight 0.5, "
+                        "T 2); the full model of each seed is the teacher, its logits computed once and cached")
     g.add_argument("--difficulty-rule", choices=("seeds", "kfold"), default="seeds",
                    help="easy = correct in all k seeded runs (default) or correct when held out (k folds)")
     g.add_argument("--difficulty-runs", type=int, default=3, help="k, seeded runs or folds (default: 3)")
