@@ -211,8 +211,9 @@ def mutual_objective(logits: torch.Tensor, labels: torch.Tensor, weight_logits: 
     p_j is exit j's distribution at temperature T and q_-j the mean of every other exit's, detached: shallow
     exits learn from deep ones and deep ones from shallow ones (two-way). b and T are `distill`'s weight and
     temperature, lambda = MUTUAL_ENTROPY. The weights w are learned with the model by gradient descent on this
-    same loss; the entropy term (its gap to the uniform weights' log L, so that the loss is never negative) makes their optimum w_j proportional to exp(-loss_j / lambda), so an exit whose
-    loss is lower weighs more, without all weight going to one exit. (LeeBERT learns its weights by cross-level
+    same loss; the entropy term (its gap to the uniform weights' log L, so that the loss is never negative)
+    makes their optimum w_j proportional to exp(-loss_j / lambda), so an exit whose loss is lower weighs more,
+    without all weight going to one exit. (LeeBERT learns its weights by cross-level
     optimisation on held-out batches instead, which costs a second backward pass per exit.)"""
     t, b = distill.temperature, distill.weight
     log_p = nn.functional.log_softmax(logits / t, dim=-1)                     # [batch, L, C]
