@@ -563,3 +563,25 @@ def test_the_main_job_times_its_stages(run):
     assert {"difficulty labels of complete-1L", "complete-1L-da members", "deebert-da", "tables", "executor check",
             "figures"} <= set(stages)
     assert (timings["seconds"] >= 0).all() and timings["seconds"].sum() > 0
+
+
+def test_compare_across_runs_gives_the_main_tables_intervals(run, tmp_path, capsys):
+    from workbench.study.compare import compare_runs, parse_entry
+    main_table = load_tables(run)["main"].set_index(["method", "target_speedup"])
+    table = compare_runs([(run, "deebert"), (run, "cascade 1L>6L"), (run, "mutual")], [2.0, 3.0],
+                         baseline=(run, "deebert"))
+    for _, row in table[table["method"] != "deebert"].iterrows():
+        expected = main_table.loc[(row["method"], row["target_speedup"])]
+        assert row["metric"] == pytest.approx(expected["metric"])
+        assert (row["ci_low"], row["ci_high"], row["verdict"]) == pytest.approx(
+            (expected["ci_low"], expected["ci_high"], expected["verdict"]))
+        assert row["seeds"] == 2 and row["settings"] == expected["thresholds"]
+    assert table.loc[table["method"] == "deebert", "ci_low"].isna().all()  # the baseline against itself: no interval
+
+    assert main(["compare", f"{run}:deebert", f"{run}:cascade 1L>6L", "--targets", "2",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    assert "cascade 1L>6L" in capsys.readouterr().out and (tmp_path / "cmp.md").is_file()
+    assert main(["compare", f"{run}:no such method"]) == 2
+    assert "has no method 'no such method'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="RUN:METHOD"):
+        parse_entry("deebert")

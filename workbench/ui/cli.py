@@ -306,6 +306,25 @@ def cmd_summary(a: argparse.Namespace) -> None:
     print(f"wrote {paths['results']} (.csv too) and {paths['main_all']} (.md too)")
 
 
+def cmd_compare(a: argparse.Namespace) -> None:
+    """Methods of several runs of one task side by side at each target, with the paired 95% interval of each
+    against a baseline method (of any run): e.g. a run with --distill-members against one without."""
+    from workbench.store import write_table
+    from workbench.study.compare import compare_runs, parse_entry
+    try:
+        entries = [parse_entry(e) for e in a.entries]
+        baseline = parse_entry(a.baseline) if a.baseline else None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    table = compare_runs(entries, list(a.targets), baseline=baseline)
+    base = a.baseline or a.entries[0]
+    print(f"against {base} (paired bootstrap 95% interval over the test examples, seeds averaged per example):")
+    print(table.drop(columns=["settings"]).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if a.out:
+        write_table(Path(a.out), table)
+        print(f"wrote {a.out}.csv and {a.out}.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workbench",
                                      description="CascadeBERT workbench: early exit, cascades and calibration.")
@@ -412,6 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/summary", help="folder for results.csv|md and main_all.csv|md "
                                                          "(default: runs/summary)")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("compare", help="methods of several runs of one task side by side, with paired intervals",
+                       description=cmd_compare.__doc__)
+    p.add_argument("entries", nargs="+", metavar="RUN:METHOD", help="a run folder and a method of its main table, "
+                                                                    "e.g. 'runs/rt-quick:cascade 1L>6L'")
+    p.add_argument("--baseline", metavar="RUN:METHOD", help="what every entry is compared with (default: the first)")
+    p.add_argument("--targets", type=_floats, default=(2.0, 3.0, 4.0), help="target speed-ups (default: 2,3,4)")
+    p.add_argument("--out", help="also write the table to OUT.csv and OUT.md")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
