@@ -21,12 +21,13 @@ import seaborn as sns
 from workbench.measures.calibration import reliability_diagram, reliability_table, table_ece
 from workbench.methods.points import OperatingPoint
 from workbench.names import (COMPLETE_CURVE, EXIT_POLICIES, EXIT_REFERENCES, claims_cascade, display_name, exit_rules,
-                             parse_reference)
+                             parse_reference, try_parse_model)
 from workbench.runs.folder import load_tables, run_cascades
+from workbench.study.tables import per_layer_accuracy
 from workbench.store import atomic_write_text, environment, read_json, write_json
 
 PALETTE = "colorblind"
-RUN_FIGURES = ("speed_accuracy", "sufficiency", "dis_heatmap", "reliability")  # what write_figures draws
+RUN_FIGURES = ("speed_accuracy", "sufficiency", "dis_heatmap", "reliability", "exit_accuracy")  # write_figures draws
 
 
 def use_style() -> None:
@@ -117,6 +118,31 @@ def dis_heatmap(table: pd.DataFrame, *, ax=None, value: str = "dis"):
     return ax
 
 
+def exit_accuracy(table: pd.DataFrame, *, ax=None, metric_name: str = "accuracy"):
+    """Accuracy of every exit of each multi-exit model (a line per model over its layers, a band of one seed sd
+    where `accuracy_sd` is given) and of the complete k-layer models (diamonds at their depth); columns model,
+    layer, accuracy (`per_layer_accuracy`)."""
+    ax = _axes(ax, figsize=(8, 4.5))
+    palette = sns.color_palette(PALETTE)
+    complete = table["model"].map(lambda m: bool(try_parse_model(m)) and try_parse_model(m).is_complete)
+    for i, (model, group) in enumerate(table[~complete].groupby("model", sort=True)):
+        group = group.sort_values("layer")
+        color = palette[i % len(palette)]
+        ax.plot(group["layer"], group["accuracy"], marker="o", ms=3, color=color, label=model,
+                linestyle=("-", "--")[i // len(palette) % 2])
+        if "accuracy_sd" in group and group["accuracy_sd"].notna().any():
+            ax.fill_between(group["layer"], group["accuracy"] - group["accuracy_sd"],
+                            group["accuracy"] + group["accuracy_sd"], color=color, alpha=0.12, linewidth=0)
+    shown = table[complete].sort_values("layer")
+    if len(shown):
+        ax.plot(shown["layer"], shown["accuracy"], marker="D", ms=7, linestyle="none", color="black",
+                label="complete kL models")
+    ax.set_xlabel("exit layer")
+    ax.set_ylabel(f"{metric_name} of the exit (%)")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return ax
+
+
 def exit_histogram(shares: pd.Series, *, ax=None, label: str | None = None):
     """Share of examples exiting at each layer (index: layer, values: fraction)."""
     ax = _axes(ax)
@@ -187,6 +213,12 @@ def write_figures(run: str | Path, out: str | Path) -> list[Path]:
         ax = dis_heatmap(tables["dis"])
         ax.set_title("Difficulty Inversion Score (test split; 50 = chance)")
         written += save_figure(ax, out / "dis_heatmap", config=settings, data=tables["dis"])
+    if "dis" in tables and "accuracy" in tables["dis"]:
+        per_exit = per_layer_accuracy(tables["dis"])
+        if len(per_exit):
+            ax = exit_accuracy(per_exit, metric_name="accuracy")
+            ax.set_title("each exit alone (test split, mean over seeds; band: one seed sd)")
+            written += save_figure(ax, out / "exit_accuracy", config=settings, data=per_exit)
     bins = tables.get("reliability")
     if bins is not None and not bins.empty:
         panels = list(dict.fromkeys(bins["model"]))

@@ -58,11 +58,13 @@ def summarize_depths(outputs: pd.DataFrame, *, metric: str, full_layers: int, sp
 def per_layer_accuracy(dis: pd.DataFrame,
                        families=("probe", "deebert", "pabee", "fastbert", "berxit", "mutual", "complete")) -> pd.DataFrame:
     """Accuracy of every exit of the plain (not regularized) models of `families`, one row per model and layer,
-    from the DIS table (columns model, layer, accuracy; means over seeds)."""
+    from the DIS table (columns model, layer, accuracy; means over seeds; with their sd over seeds as
+    accuracy_sd where the table has it)."""
     def keep(model: str) -> bool:
         parsed = try_parse_model(model)
         return parsed is not None and parsed.family in families and not parsed.regularized
-    return dis[dis["model"].map(keep)][["model", "layer", "accuracy"]].reset_index(drop=True)
+    columns = ["model", "layer", "accuracy"] + (["accuracy_sd"] if "accuracy_sd" in dis else [])
+    return dis[dis["model"].map(keep)][columns].reset_index(drop=True)
 
 
 def reliability_bins(outputs: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
