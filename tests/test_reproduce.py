@@ -108,8 +108,11 @@ def test_difficulty_and_sufficiency_tables(run):
 def test_figures_regenerate_from_stored_files(run, tmp_path):
     paths = write_figures(run, tmp_path / "figs")
     names = {p.name for p in paths}
-    for stem in ("speed_accuracy", "dis_heatmap", "reliability"):
+    for stem in ("speed_accuracy", "dis_heatmap", "reliability", "exit_accuracy"):
         assert {f"{stem}.png", f"{stem}.pdf", f"{stem}.json", f"{stem}.csv"} <= names  # the data beside each figure
+    drawn = pd.read_csv(tmp_path / "figs" / "exit_accuracy.csv")
+    assert {"deebert", "pabee", "berxit", "mutual", "complete-1L"} <= set(drawn["model"])
+    assert not any(m.endswith("-da") for m in drawn["model"])
     sidecar = json.loads((tmp_path / "figs" / "speed_accuracy.json").read_text())
     assert sidecar["config"]["task"] == "toy"
 
@@ -331,7 +334,7 @@ def test_signal_methods_sit_in_the_main_table_and_compare_with_their_base(run):
         assert (main_table["method"] == method).sum() == 3  # one row per target, reached or 'unreachable'
     signals = tables["signals"]
     assert {"agreement", "averaged", "ensemble", "ztw", "learned"} == set(signals["signal"])
-    assert {"deebert", "fastbert", "cascade 1L>6L", "cascade 2L>6L"} == set(signals["base"])
+    assert {"deebert", "fastbert", "berxit", "mutual", "cascade 1L>6L", "cascade 2L>6L"} == set(signals["base"])
     compared = signals.dropna(subset=["vs_base_low"])
     assert (compared["vs_base_low"] <= compared["vs_base"] + 1e-9).all()
     assert (compared["vs_base"] <= compared["vs_base_high"] + 1e-9).all()

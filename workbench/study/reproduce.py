@@ -118,8 +118,9 @@ def study_tables(outputs: pd.DataFrame, study: Study, config: RunConfig,
                                              for c in cascades if len(c.depths) == 2 for r in (False, True)},
                                             metric=study.metric)
     tables["cascade_sweeps"] = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
-    # the signals on DeeBERT, on its self-distilled off-ramps and on every two-member cascade
-    bases = [m for m in ("deebert", "fastbert") if m in exits] + [c.label() for c in cascades if len(c.depths) == 2]
+    # the signals on DeeBERT, on its self-distilled off-ramps, on the extra objectives and on every two-member cascade
+    bases = ([m for m in ("deebert", "fastbert", *config.objectives) if m in exits]
+             + [c.label() for c in cascades if len(c.depths) == 2])
     signal_points = []
     if config.signals and bases:
         signal_points = signal_answers(outputs, study, bases, config.signals, config.targets, config.seeds)
