@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-requirements
+TORCH ?= cpu
+# TORCH=cu126 (or another CUDA tag of download.pytorch.org/whl) swaps in the GPU build of the same torch version
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements.txt)
+STAMP := $(VENV)/.installed-requirements-$(TORCH)
 PRESET ?= quick
 TASK ?= rt
 OUT ?= runs/$(TASK)-$(PRESET)
@@ -16,6 +19,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(if $(filter-out cpu,$(TORCH)),$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)+$(TORCH)" \
+	  --index-url https://download.pytorch.org/whl/$(TORCH) --extra-index-url https://pypi.org/simple)
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -131,8 +131,10 @@ def test_train_in_bf16_keeps_its_own_cache_entry(tmp_path, toy_files, capsys):
     assert "(cached)" not in fp32  # float32 is another model: trained, not read from the bf16 entry
     assert bf16.split("checkpoint: ")[1] != fp32.split("checkpoint: ")[1]
     with pytest.raises(SystemExit):  # argparse names the choices
-        main([*train, "--precision", "fp16"])
-    assert "--precision: invalid choice: 'fp16'" in capsys.readouterr().err
+        main([*train, "--precision", "fp8"])
+    assert "--precision: invalid choice: 'fp8'" in capsys.readouterr().err
+    assert main([*train, "--precision", "fp16", "--device", "cpu"]) == 2  # float16 autocast is for GPUs
+    assert "fp16 needs a CUDA GPU" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["bogus", "berxit,berxit"])

@@ -154,4 +154,4 @@ def test_precision_enters_the_cache_key_only_when_not_fp32(toy_task):
     assert model_folder("cache", spec, replace(config, precision="bf16"), 0, toy_task) != \
         model_folder("cache", spec, config, 0, toy_task)
     with pytest.raises(ValueError, match="precision"):
-        TrainConfig(precision="fp16")
+        TrainConfig(precision="fp8")

@@ -55,12 +55,12 @@ class TrainConfig:
     evals_per_epoch: int = 1         # tune-split evaluations per epoch; the best one is kept
     eval_batch_size: int = 64        # examples per inference batch
     checkpoint_every: int = 200      # steps between resumable checkpoints
-    precision: str = "fp32"          # 'fp32', or 'bf16' (CPU autocast) for training, prediction and executors
+    precision: str = "fp32"          # 'fp32', 'bf16' or 'fp16' (GPU) autocast for training, prediction, executors
 
     def __post_init__(self):
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16' (bfloat16 autocast on the CPU), got "
-                             f"{self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'fp32', 'bf16' (bfloat16 autocast) or 'fp16' (float16 autocast "
+                             f"with loss scaling, on a GPU), got {self.precision!r}")
 
 
 @dataclass(frozen=True)

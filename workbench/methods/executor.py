@@ -17,7 +17,9 @@ the real cost. They must return exactly the simulation's predictions and exits (
   members then see full batches instead of the few rows left in each, at the price of latency.
 - `run_full`: the full model on the same batches, the reference for `speedup_wallclock`.
 
-Each takes the run's `precision` ('fp32', or 'bf16' autocast), the one its stored outputs were computed in.
+Each takes the run's `precision` ('fp32', or 'bf16'/'fp16' autocast), the one its stored outputs were computed
+in, and runs on the device of `workbench.runs.distributed.context()`; on a GPU the clock is read after
+`torch.cuda.synchronize`, so that the time counts the work queued on it, not only its launch.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ import torch
 from workbench.data.batching import Encoded, batch_indices, collate
 from workbench.models.backbones import additive_mask, embed, layer_stack, run_layer
 from workbench.models.precision import autocast
+from workbench.models.training import to_device
+from workbench.runs.distributed import context
 
 POLICIES = ("maxprob", "entropy", "patience")
 
@@ -67,16 +71,17 @@ def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_
     n = len(encoded)
     exit_index, pred = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     confidence = np.zeros(n, dtype=np.float64)
-    model.eval()
-    start = time.perf_counter()
+    device = context().device
+    model.eval().to(device)
+    start = _now(device)
     with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
-            batch = collate(encoded, idx)
+            batch = to_device(collate(encoded, idx), device)
             attention = batch["attention_mask"]
             hidden = embed(model.encoder, batch["input_ids"], batch["token_type_ids"])
             rows = np.asarray(idx)
-            streak = torch.zeros(len(rows), dtype=torch.long)
-            previous = torch.full((len(rows),), -1, dtype=torch.long)
+            streak = torch.zeros(len(rows), dtype=torch.long, device=device)
+            previous = torch.full((len(rows),), -1, dtype=torch.long, device=device)
             for j in range(num_exits):
                 hidden = run_layer(model.encoder, j, hidden, additive_mask(attention, hidden.dtype))
                 probs = torch.softmax(model.exit_logits(j, hidden, attention).double(), dim=-1)
@@ -91,17 +96,24 @@ def run_early_exit(model, encoded: Encoded, *, policy: str, param: float, batch_
                     leave = (streak == param) if param > 0 else torch.zeros_like(arg, dtype=torch.bool)
                 if j == num_exits - 1:
                     leave = torch.ones_like(leave)
-                done = leave.numpy()
-                exit_index[rows[done]], pred[rows[done]] = j, arg[leave].numpy()
-                confidence[rows[done]] = top[leave].numpy()
+                done = leave.cpu().numpy()
+                exit_index[rows[done]], pred[rows[done]] = j, arg[leave].cpu().numpy()
+                confidence[rows[done]] = top[leave].cpu().numpy()
                 keep = ~leave
                 if not keep.any():
                     break
                 rows, streak, previous = rows[~done], streak[keep], previous[keep]
                 width = int(attention[keep].sum(1).max())  # trim padding to the longest remaining row
                 hidden, attention = hidden[keep][:, :width], attention[keep][:, :width]
-    seconds = time.perf_counter() - start
+    seconds = _now(device) - start
     return ExecutionResult(exit_index, pred, confidence, exit_index + 1, seconds)
+
+
+def _now(device) -> float:
+    """The clock, after the device has finished the work queued so far."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def run_early_exit_signal(model, encoded: Encoded, fitted, threshold, *,
@@ -119,18 +131,19 @@ def run_early_exit_signal(model, encoded: Encoded, fitted, threshold, *,
     exit_index, pred = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     confidence = np.zeros(n, dtype=np.float64)
     tokens = np.asarray(encoded.lengths, dtype=np.float64)
-    model.eval()
-    start = time.perf_counter()
+    device = context().device
+    model.eval().to(device)
+    start = _now(device)
     with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
-            batch = collate(encoded, idx)
+            batch = to_device(collate(encoded, idx), device)
             attention = batch["attention_mask"]
             hidden = embed(model.encoder, batch["input_ids"], batch["token_type_ids"])
             rows = np.asarray(idx)
             history = np.zeros((len(rows), 0, 0))
             for j in range(num_exits):
                 hidden = run_layer(model.encoder, j, hidden, additive_mask(attention, hidden.dtype))
-                probs = torch.softmax(model.exit_logits(j, hidden, attention).double(), dim=-1).numpy()
+                probs = torch.softmax(model.exit_logits(j, hidden, attention).double(), dim=-1).cpu().numpy()
                 history = probs[:, None] if j == 0 else np.concatenate([history, probs[:, None]], axis=1)
                 stages = Stages(rows.astype(str), np.zeros(len(rows), dtype=np.int64), history, tokens[rows])
                 scored = fitted.score(stages, None if fold is None else fold[rows])
@@ -141,11 +154,11 @@ def run_early_exit_signal(model, encoded: Encoded, fitted, threshold, *,
                 confidence[rows[leave]] = scored.confidence[leave, -1]
                 if leave.all():
                     break
-                keep = torch.from_numpy(~leave)
+                keep = torch.from_numpy(~leave).to(device)
                 rows, history = rows[~leave], history[~leave]
                 width = int(attention[keep].sum(1).max())  # trim padding to the longest remaining row
                 hidden, attention = hidden[keep][:, :width], attention[keep][:, :width]
-    seconds = time.perf_counter() - start
+    seconds = _now(device) - start
     return ExecutionResult(exit_index, pred, confidence, exit_index + 1, seconds)
 
 
@@ -168,8 +181,8 @@ def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Seque
         """Run member i on `rows`, batch by batch; record the rows that exit there and return the others."""
         escalated = [np.zeros(0, dtype=np.int64)]
         for chunk in (rows[k:k + batch_size] for k in range(0, len(rows), batch_size)):
-            probs = torch.softmax(members[i](**collate(encoded[i], chunk)).logits.double(), dim=-1)
-            top, arg = probs.max(dim=-1)
+            probs = torch.softmax(members[i](**to_device(collate(encoded[i], chunk), device)).logits.double(), dim=-1)
+            top, arg = (t.cpu() for t in probs.max(dim=-1))
             leave = (top > thresholds[i]).numpy() if i < len(thresholds) else np.ones(len(chunk), dtype=bool)
             member_index[chunk[leave]], pred[chunk[leave]] = i, arg.numpy()[leave]
             confidence[chunk[leave]] = top.numpy()[leave]
@@ -177,9 +190,10 @@ def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Seque
         return np.concatenate(escalated)
 
     queues = [np.zeros(0, dtype=np.int64) for _ in members]  # refill: rows waiting for member i
+    device = context().device
     for m in members:
-        m.eval()
-    start = time.perf_counter()
+        m.eval().to(device)
+    start = _now(device)
     with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded[0].lengths, batch_size, shuffle=False):
             rows = answer(0, np.asarray(idx, dtype=np.int64))
@@ -193,7 +207,7 @@ def run_cascade(members: Sequence, encoded: Sequence[Encoded], thresholds: Seque
             rest = answer(i, queues[i])
             if i + 1 < len(members):
                 queues[i + 1] = np.concatenate([queues[i + 1], rest])
-    seconds = time.perf_counter() - start
+    seconds = _now(device) - start
     return ExecutionResult(member_index, pred, confidence, depths[member_index], seconds)
 
 
@@ -201,14 +215,15 @@ def run_full(model, encoded: Encoded, *, batch_size: int = 32, precision: str = 
     """The model's final answer on every example, timed the same way (the speed-up reference)."""
     n = len(encoded)
     pred, confidence = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float64)
-    model.eval()
-    start = time.perf_counter()
+    device = context().device
+    model.eval().to(device)
+    start = _now(device)
     with torch.inference_mode(), autocast(precision):
         for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
-            logits = model(**collate(encoded, idx)).logits
+            logits = model(**to_device(collate(encoded, idx), device)).logits
             logits = logits[:, -1] if logits.ndim == 3 else logits  # a multi-exit model's last exit
             top, arg = torch.softmax(logits.double(), dim=-1).max(dim=-1)
-            pred[idx], confidence[idx] = arg.numpy(), top.numpy()
-    seconds = time.perf_counter() - start
+            pred[idx], confidence[idx] = arg.cpu().numpy(), top.cpu().numpy()
+    seconds = _now(device) - start
     layers = len(layer_stack(model.encoder))
     return ExecutionResult(np.full(n, layers - 1), pred, confidence, np.full(n, layers), seconds)

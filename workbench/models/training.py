@@ -34,8 +34,9 @@ from workbench.data.task import TaskData
 from workbench.measures.metrics import task_metric
 from workbench.models.backbones import load_tokenizer
 from workbench.models.complete import CompleteModel, ModelSpec
-from workbench.models.precision import autocast
+from workbench.models.precision import autocast, grad_scaler
 from workbench.runs.cache import ensure_intact, record
+from workbench.runs.distributed import context
 from workbench.store import content_hash, fresh_tmp_dir, read_json, replace_dir, safe_component, write_json
 
 
@@ -96,16 +97,40 @@ def model_folder(root: str | Path, spec, config: TrainConfig, seed: int, task: T
 def predict_logits(model: nn.Module, encoded: Encoded, *, batch_size: int = 64,
                    precision: str = "fp32") -> np.ndarray:
     """Logits in the encoded order: [n, num_labels] for a complete model, [n, exits, num_labels] for a
-    multi-exit one; batches are sorted by length for speed; float32 whatever the `precision` of the pass."""
-    model.eval()
-    out = None
+    multi-exit one; batches are sorted by length for speed; float32 whatever the `precision` of the pass.
+    Launched as several processes, each one predicts every world-th batch and all get every row back."""
+    ctx = context()
+    model.eval().to(ctx.device)
+    batches = batch_indices(encoded.lengths, batch_size, shuffle=False)
+    mine = batches[ctx.rank::ctx.world]
+    parts = []
     with torch.inference_mode(), autocast(precision):
-        for idx in batch_indices(encoded.lengths, batch_size, shuffle=False):
-            logits = model(**collate(encoded, idx)).logits.float().numpy()
-            if out is None:
-                out = np.zeros((len(encoded), *logits.shape[1:]), dtype=np.float32)
-            out[idx] = logits
-    return out if out is not None else np.zeros((0, model.spec.num_labels), dtype=np.float32)
+        for idx in mine:
+            parts.append(model(**to_device(collate(encoded, idx), ctx.device)).logits.float().cpu().numpy())
+    if not ctx.distributed and not parts:
+        return np.zeros((0, model.spec.num_labels), dtype=np.float32)
+    positions = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
+    shape = parts[0].shape[1:] if parts else _logit_shape(model)
+    rows = np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=np.float32)
+    out = np.zeros((len(encoded), *shape), dtype=np.float32)
+    if not ctx.distributed:
+        out[positions] = rows
+        return out
+    return ctx.gather_rows(positions, rows, len(encoded))
+
+
+def _logit_shape(model: nn.Module) -> tuple[int, ...]:
+    """The shape of one example's logits: (C,) for a complete model, (exits, C) for a multi-exit one."""
+    exits = getattr(model.spec, "num_layers", None) if hasattr(model, "heads") else None
+    return (exits, model.spec.num_labels) if exits else (model.spec.num_labels,)
+
+
+def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """A collated batch on `device`: pinned host memory and non-blocking copies to a GPU, unchanged on the CPU."""
+    if device.type == "cpu":
+        return batch
+    pin = device.type == "cuda"
+    return {k: (v.pin_memory() if pin else v).to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -144,14 +169,21 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
     global step, for objectives that alternate).
     The model is selected by the task metric on the tune split: of its logits [n, C], or the mean
     over exits for multi-exit logits [n, exits, C].
+
+    It trains on the device of `workbench.runs.distributed.context()`; launched as several processes it is
+    data-parallel (see that module): the same global batches, split across the processes, each process's
+    loss weighted by its share of the batch so that the averaged gradient is the one-process gradient.
     """
+    ctx = context()
     folder = Path(folder)
+    ctx.barrier()
     ensure_intact(folder)  # a damaged entry is reported and emptied, so it trains again
+    ctx.barrier()
     if (folder / "done.json").is_file():
         done = read_json(folder / "done.json")
         return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
                            done["truncated"], cached=True)
-    model = build()
+    model = build().to(ctx.device)
     tokenizer = load_tokenizer(model.spec.backbone)
     train, tune = task.splits["train"], task.splits["tune"]
     enc_train, enc_tune = encode(tokenizer, train, config.max_length), encode(tokenizer, tune, config.max_length)
@@ -162,6 +194,7 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
     tune_labels = tune["label"].to_numpy()
 
     optimizer = _optimizer(model, config)
+    scaler = grad_scaler(config.precision)
     steps_per_epoch = math.ceil(len(enc_train) / config.batch_size)
     total = steps_per_epoch * config.epochs
     warmup = int(config.warmup_ratio * total)
@@ -174,7 +207,9 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
         state = _load_state(folder / "state", model, optimizer)
     start = state.global_step
 
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", mininterval=1.0, desc=desc)
+    trained = ctx.accelerator.prepare_model(model) if ctx.distributed else model  # DDP: gradients all-reduced
+    bar = tqdm(total=total, initial=start, disable=not progress or not ctx.is_main, unit="step", mininterval=1.0,
+               desc=desc)
     for epoch in range(start // steps_per_epoch, config.epochs):
         batches = batch_indices(enc_train.lengths, config.batch_size, shuffle=True, seed=seed, epoch=epoch,
                                 bucket=config.bucket)
@@ -182,33 +217,42 @@ def fit(build: Callable[[], nn.Module], loss_fn: LossFn, task: TaskData, config:
             step = epoch * steps_per_epoch + i
             if step < state.global_step:
                 continue  # resuming: these steps are already in the checkpoint
-            model.train()
+            trained.train()
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(step, total, warmup)
+            mine = ctx.shard(idx)
+            share = len(mine) * ctx.world / len(idx)  # this process's part of the global mean
+            rows = mine if len(mine) else idx[:1]     # a process without examples still joins the all-reduce
             with autocast(config.precision):
-                loss = loss_fn(model, collate(enc_train, idx), labels[idx], idx, step)
-            loss.backward()
+                loss = loss_fn(trained, to_device(collate(enc_train, rows), ctx.device),
+                               labels[rows].to(ctx.device, non_blocking=True), rows, step) * share
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            state.add_step(float(loss.detach()))
+            logged = ctx.mean(float(loss.detach()))  # the global batch's mean loss
+            state.add_step(logged)
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+            bar.set_postfix(loss=f"{logged:.3f}", refresh=False)
             if i + 1 in evals_at:
                 metric = tune_metric(model, enc_tune, tune_labels, task.spec.metric,
                                      batch_size=config.eval_batch_size, precision=config.precision)
-                if state.add_evaluation(epoch, task.spec.metric, metric):
+                if state.add_evaluation(epoch, task.spec.metric, metric) and ctx.is_main:
                     model.save_pretrained(folder / "best", tokenizer=tokenizer)
                     write_json(folder / "best" / LABELS_FILE, list(task.spec.label_names))
-            if state.global_step % config.checkpoint_every == 0 or i + 1 == len(batches):
+            if (state.global_step % config.checkpoint_every == 0 or i + 1 == len(batches)) and ctx.is_main:
                 _save_state(folder / "state", model, optimizer, state)
     bar.close()
 
     done = {"best_tune_metric": state.best_tune_metric, "history": state.history,
             "truncated": enc_train.truncated, "steps": total, "train_examples": len(enc_train)}
-    write_json(folder / "done.json", done)
-    record(folder, "best", "done.json")
-    shutil.rmtree(folder / "state", ignore_errors=True)  # only needed to resume an unfinished run
+    if ctx.is_main:
+        write_json(folder / "done.json", done)
+        record(folder, "best", "done.json")
+        shutil.rmtree(folder / "state", ignore_errors=True)  # only needed to resume an unfinished run
+    ctx.barrier()
     return TrainResult(folder / "best", done["best_tune_metric"], pd.DataFrame(done["history"]),
                        enc_train.truncated, cached=False)
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from workbench.data.fetch import sha256_file
 from workbench.data.files import DataError
+from workbench.runs.distributed import is_main_process
 from workbench.store import read_json, write_json
 
 CHECKSUMS = "checksums.json"
@@ -36,7 +37,10 @@ def _files(folder: Path, parts) -> list[Path]:
 
 
 def record(folder: str | Path, *parts: str) -> None:
-    """Add the sha256 of `parts` (files, or folders taken file by file) to the entry's checksums."""
+    """Add the sha256 of `parts` (files, or folders taken file by file) to the entry's checksums (in the process
+    that writes: the only one, or the main one of several)."""
+    if not is_main_process():
+        return
     folder = Path(folder)
     checksums = read_json(folder / CHECKSUMS) if (folder / CHECKSUMS).is_file() else {}
     for path in _files(folder, parts):
@@ -69,8 +73,9 @@ def ensure_intact(folder: str | Path) -> None:
         return
     problems = damaged(folder)
     if problems:
-        tqdm.write(f"cache entry {folder} is damaged: {'; '.join(problems)}; recomputing it")
-        shutil.rmtree(folder)
+        if is_main_process():  # in a run of several processes the main one reports and empties it
+            tqdm.write(f"cache entry {folder} is damaged: {'; '.join(problems)}; recomputing it")
+            shutil.rmtree(folder)
         return
     _intact.add((str(folder), (folder / CHECKSUMS).stat().st_mtime))
 
@@ -79,6 +84,9 @@ def ensure_intact(folder: str | Path) -> None:
 def cache_lock(cache: str | Path):
     """Hold the cache folder's lock for a run; a second run on the same cache stops with a DataError."""
     cache = Path(cache)
+    if not is_main_process():  # the processes of one launched run share the main one's lock
+        yield
+        return
     cache.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(cache / ".lock"))
     try:

@@ -40,6 +40,7 @@ from workbench.models.multiexit import MultiExitModel
 from workbench.names import (EXIT_POLICIES, complete_name, hybrid_label, is_small_member, parse_model, reference_label,
                              signal_label)
 from workbench.runs.cache import cache_lock
+from workbench.runs.distributed import context
 from workbench.runs.folder import write_run
 from workbench.runs.outputs import validate_outputs
 from workbench.store import atomic_write_text, environment, read_json, to_jsonable
@@ -255,12 +256,14 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
     """Train (or reuse) every model, store the outputs, then the tables, the executor check and the figures."""
     out = Path(config.out)
     clock = Stopwatch()
-    with clock.stage("data"):
+    ctx = context()
+    with clock.stage("data"), ctx.main_first():  # several processes: the main one fetches, the others read
         task = prepare_task(config.task, config.train)
-    for note in task.notes:
+        shape = EncoderShape.of_config(backbone_config(config.backbone))
+        small_shape = (EncoderShape.of_config(backbone_config(config.small_backbone)) if config.small_backbone
+                       else None)
+    for note in task.notes if ctx.is_main else ():
         tqdm.write(f"{task.spec.name}: {note}")
-    shape = EncoderShape.of_config(backbone_config(config.backbone))
-    small_shape = EncoderShape.of_config(backbone_config(config.small_backbone)) if config.small_backbone else None
     small_layers = small_shape.num_layers if small_shape else None
     unit = config.unit(widths_differ=small_shape is not None and small_shape.hidden != shape.hidden)
     study = Study(task.spec.name, task.spec.metric, full_layers, shape, task.num_labels, unit=unit,
@@ -293,6 +296,20 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
                     frames += [deebert_model(task, config, seed, easy=easy, progress=progress)[1]
                                for seed in config.seeds]
     outputs = validate_outputs(pd.concat(frames, ignore_index=True))
+    if not ctx.is_main:  # the other processes of a launched run: their part (training, prediction) is done
+        ctx.barrier()
+        return
+    with ctx.alone():  # the main process alone from here; the others wait at the barrier below
+        _finish_study(out, clock, task, config, study, outputs, difficulty, full_layers, small_layers, unit,
+                      small_shape)
+    ctx.barrier()
+
+
+def _finish_study(out: Path, clock: Stopwatch, task, config: RunConfig, study: Study, outputs: pd.DataFrame,
+                  difficulty: list[dict], full_layers: int, small_layers: int | None, unit: str,
+                  small_shape) -> None:
+    """The main job after every model's outputs are stored: tables, executor check, config.json, figures."""
+    ctx = context()
     write_run(out, outputs=outputs)
     with clock.stage("tables"):
         tables = study_tables(outputs, study, config, small_layers)
@@ -309,7 +326,10 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
                                         "num_labels": task.num_labels, "label_names": list(task.spec.label_names),
                                         "sizes": {k: len(v) for k, v in task.splits.items()}},
         "full_layers": full_layers, "shape": asdict(study.shape), "speedup_unit": unit,
-        "small_shape": asdict(small_shape) if small_shape else None, "environment": environment()})
+        "small_shape": asdict(small_shape) if small_shape else None, "environment": environment(),
+        "execution": {**ctx.describe(), "precision": config.train.precision,
+                      "global_batch": config.train.batch_size,  # the same optimizer steps in any process count
+                      "per_process_batch": -(-config.train.batch_size // ctx.num_processes)}})
     with clock.stage("figures"):
         write_figures(out, out / "figures")
     _print_summary(task, config, tables)

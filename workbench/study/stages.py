@@ -5,8 +5,9 @@ checkpoint and outputs in a cache folder named by a hash of the model spec, trai
 and data fingerprint (plus any stage settings), so a rerun reuses them and a changed option or
 data file retrains. `workbench.study.reproduce` runs the stages and builds the tables.
 
-Stages: complete models of any depth; DeeBERT (stage 2 on the complete L-layer model), FastBERT, PABEE and
-the other jointly trained objectives (BERxiT, mutual), probes; difficulty labels of a small member and its difficulty-aware retraining.
+Stages: complete models of any depth; DeeBERT (stage 2 on the complete L-layer model), FastBERT, PABEE
+and the other jointly trained objectives (BERxiT, mutual), probes; difficulty labels of a small member and
+its difficulty-aware retraining.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from workbench.models.training import fit, model_folder, predict_logits, train_c
 from workbench.names import complete_name, multi_exit_name
 from workbench.runs.outputs import outputs_frame, validate_outputs
 from workbench.runs.cache import ensure_intact, record
+from workbench.runs.distributed import context
 from workbench.store import content_hash, write_parquet
 
 EVAL_SPLITS = ("tune", "test")
@@ -77,7 +79,10 @@ def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, se
     `folder`, computed first with `model_fn()` -> (model, tokenizer) when absent; `name` overrides the model
     column (e.g. 'complete-1L-da')."""
     cached = folder / filename
+    ctx = context()
+    ctx.barrier()  # every process looks at the same cache: after the main one's last write
     ensure_intact(folder)
+    ctx.barrier()
     if not cached.is_file() and _CACHED_ONLY.get():
         raise MissingModel(f"{folder}: this model is not in the run's cache; run `python -m workbench reproduce` with "
                            "the run's options (its config.json) to train it")
@@ -94,8 +99,9 @@ def cached_outputs(folder: Path, model_fn, task: TaskData, config: RunConfig, se
                 tqdm.write(f"{task.spec.name}/{split}: truncated {truncated} of {len(frame)} texts "
                            f"to {config.train.max_length} tokens")
             parts.append(rows.assign(model=name) if name else rows)
-        write_parquet(cached, pd.concat(parts, ignore_index=True))
+        write_parquet(cached, pd.concat(parts, ignore_index=True))  # the main process only
         record(folder, filename)
+        ctx.barrier()
     return pd.read_parquet(cached)
 
 

@@ -66,9 +66,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--max-length", type=int)
-    g.add_argument("--precision", choices=("fp32", "bf16"),
-                   help="fp32 (default), or bf16: bfloat16 autocast on the CPU for training, prediction and the "
-                        "executors (faster on CPUs with bf16 instructions; see benchmarks/precision.py)")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="fp32 (default); bf16: bfloat16 autocast for training, prediction and the executors "
+                        "(faster on CPUs with bf16 instructions, see benchmarks/precision.py, and on recent GPUs); "
+                        "fp16: float16 autocast with loss scaling, CUDA GPUs only")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                   help="where to train and predict: auto (default) is cuda when a GPU is visible, else cpu; "
+                        "under `accelerate launch` each process takes the device the launcher gives it")
     g.add_argument("--train-limit", type=int, help="use at most this many training examples")
     g.add_argument("--eval-limit", type=int, help="use at most this many tune and this many test examples "
                                                   "(seeded samples, counted in the task's notes)")
@@ -446,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "device"):  # commands that train or predict: the device, and a precision it can run
+            from workbench.models.precision import check_precision
+            from workbench.runs.distributed import configure
+            configure(args.device)
+            if args.precision:
+                check_precision(args.precision)
         args.func(args)
     except (DataError, OSError, ValueError) as err:  # OSError: files and folders; ValueError: bad values
         print(f"error: {err}", file=sys.stderr)
