@@ -55,8 +55,8 @@ def summarize_depths(outputs: pd.DataFrame, *, metric: str, full_layers: int, sp
     return pd.DataFrame(rows).sort_values("layers").reset_index(drop=True)
 
 
-def per_layer_accuracy(dis: pd.DataFrame,
-                       families=("probe", "deebert", "pabee", "fastbert", "berxit", "mutual", "complete")) -> pd.DataFrame:
+def per_layer_accuracy(dis: pd.DataFrame, families=("probe", "deebert", "pabee", "fastbert", "berxit", "mutual",
+                                                   "complete")) -> pd.DataFrame:
     """Accuracy of every exit of the plain (not regularized) models of `families`, one row per model and layer,
     from the DIS table (columns model, layer, accuracy; means over seeds; with their sd over seeds as
     accuracy_sd where the table has it)."""
