@@ -172,3 +172,25 @@ def test_the_command_line_refuses_an_absent_gpu_and_fp16_on_the_cpu(tmp_path, ca
         assert main([*base, "--device", "cuda"]) == 2
         assert "--device cuda:" in capsys.readouterr().err
     configure("cpu")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_gpu_check_runs_on_the_cpu_and_needs_only_the_gpu_machines_packages(tmp_path):
+    """benchmarks/gpu_check.py on the CPU, small: the code path of the GPU check (its numbers mean nothing here);
+    and what it imports stays within torch, transformers, accelerate, pandas, pyarrow, scikit-learn and tqdm."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu",
+                          "--precision", "bf16", "--small"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    fp32 = run.stdout.split("executor against simulation (fp32):")[1].split("\n\n")[0]
+    table = pd.read_fwf(__import__("io").StringIO(fp32.strip()))
+    assert len(table) == 3 and (table["mismatches"] == 0).all()
+    probe = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='gpu_check'); "
+             "print(sorted(m for m in ('netcal', 'matplotlib', 'seaborn', 'jupytext', 'ipywidgets', 'selenium') "
+             "if m in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", probe, str(ROOT / "benchmarks" / "gpu_check.py")], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert imported.returncode == 0 and imported.stdout.strip() == "[]", imported.stdout + imported.stderr
