@@ -281,3 +281,15 @@ def test_escalation_references_in_any_metric():
 def test_gap_closed_is_undefined_when_there_is_no_gap():
     assert np.isnan(gap_closed(80.0, 80.0, 80.0 + 1e-14))
     assert gap_closed(81.0, 80.0, 82.0) == pytest.approx(0.5)
+
+
+def test_an_interval_end_at_zero_up_to_float_sums_is_a_tie():
+    """Accuracy averaged over 3 seeds per item gives thirds; a resample whose differences cancel exactly can
+    sum to -6e-17 instead of 0, which must not turn a tie into 'worse' (seen on SST-2: [-5.43, -6.2e-17])."""
+    from workbench.measures.analysis import _summarise
+    tie = _summarise(-1.0, np.array([-2.0] * 50 + [-6.19e-17] * 950), 0.95)
+    assert tie.high == 0.0 and tie.verdict == "indistinguishable"
+    assert _summarise(-1.0, np.array([-2.0] * 50 + [-1e-6] * 950), 0.95).verdict == "worse"
+    per_seed = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0]], dtype=float)  # three items, three seeds
+    a, b = per_seed.mean(axis=1), per_seed[[1, 2, 0]].mean(axis=1)  # the same thirds, summed in another order
+    assert paired_bootstrap(a, b, n_boot=200).verdict == "indistinguishable"

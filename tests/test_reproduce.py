@@ -562,7 +562,8 @@ def test_speed_accuracy_figure_marks_every_method_at_its_targets(run):
 def test_the_main_job_times_its_stages(run):
     timings = pd.read_csv(run / "timings.csv")
     stages = list(timings["stage"])
-    assert stages[:3] == ["data", "complete models", "early-exit models (DeeBERT, PABEE, probes, FastBERT)"]
+    assert stages[:3] == ["data", "complete models",
+                          "early-exit models (DeeBERT, PABEE, probes, FastBERT, BERxiT, mutual distillation)"]
     assert {"difficulty labels of complete-1L", "complete-1L-da members", "deebert-da", "tables", "executor check",
             "figures"} <= set(stages)
     assert (timings["seconds"] >= 0).all() and timings["seconds"].sum() > 0

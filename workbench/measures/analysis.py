@@ -143,8 +143,12 @@ def _resamples(n: int, n_boot: int, seed: int):
     return (rng.integers(0, n, size=n) for _ in range(n_boot))
 
 
+ZERO = 1e-9  # interval ends closer to 0 than this are 0: float sums of per-item differences, not a difference
+
+
 def _summarise(diff: float, diffs: np.ndarray, confidence: float) -> BootstrapResult:
     low, high = np.quantile(diffs, [(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
+    low, high = (0.0 if abs(v) < ZERO else v for v in (low, high))  # a tie summed in another order stays a tie
     verdict = "better" if low > 0 else "worse" if high < 0 else "indistinguishable"
     return BootstrapResult(diff=float(diff), low=float(low), high=float(high), verdict=verdict)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.names import parse_signal_method
 from workbench.runs.folder import load_run
 
 
@@ -25,6 +26,18 @@ def parse_entry(text: str) -> tuple[Path, str]:
         raise ValueError(f"{text!r}: write a run folder and a method of its main table, as RUN:METHOD, e.g. "
                          "'runs/rt-quick:cascade 1L>6L'")
     return Path(folder), method.strip()
+
+
+def _method_and_rule(data, method: str) -> tuple[str, str]:
+    """(method of the run, rule) for a label of its main table: a method with its own rule, or
+    '<method> with <signal>' with that signal as its rule (risk-controlled thresholds are not compared)."""
+    if method in data.methods:
+        return method, data.method(method).rules[0]
+    parsed = parse_signal_method(method)
+    if parsed and parsed[0] in data.methods and parsed[1] in data.method(parsed[0]).rules and not parsed[2]:
+        return parsed[0], parsed[1]
+    raise ValueError(f"{data.run_dir} has no method {method!r}; its methods are {', '.join(data.methods)}, each "
+                     "also as '<method> with <signal>'")
 
 
 def compare_runs(entries: list[tuple[str | Path, str]], targets: list[float], *,
@@ -48,15 +61,14 @@ def compare_runs(entries: list[tuple[str | Path, str]], targets: list[float], *,
     seeds = sorted(set.intersection(*(set(data.seeds) for data in runs.values())))
     if not seeds:
         raise ValueError("the runs share no seed: " + "; ".join(f"{r}: {list(d.seeds)}" for r, d in runs.items()))
-    for run, method in dict.fromkeys([baseline, *entries]):
-        if method not in runs[run].methods:
-            raise ValueError(f"{run} has no method {method!r}; its methods are {', '.join(runs[run].methods)}")
+    rules = {entry: _method_and_rule(runs[entry[0]], entry[1]) for entry in dict.fromkeys([baseline, *entries])}
 
     def points(run: Path, method: str, target: float) -> list | None:
         found = []
+        base, rule = rules[(run, method)]
         for seed in seeds:
             data = runs[run].with_seed(seed)
-            point = data.target_state(method, data.method(method).rules[0], target)
+            point = data.target_state(base, rule, target)
             if point is None:
                 return None
             found.append(point)

@@ -37,8 +37,8 @@ from workbench.methods.points import Study, member_costs, static_point, tuned_ca
 from workbench.models.backbones import backbone_config, load_tokenizer
 from workbench.models.complete import CompleteModel
 from workbench.models.multiexit import MultiExitModel
-from workbench.names import (EXIT_POLICIES, complete_name, hybrid_label, is_small_member, parse_model, reference_label,
-                             signal_label)
+from workbench.names import (EXIT_POLICIES, complete_name, display_name, hybrid_label, is_small_member, parse_model,
+                             reference_label, signal_label)
 from workbench.runs.cache import cache_lock
 from workbench.runs.distributed import context
 from workbench.runs.folder import write_run
@@ -272,7 +272,9 @@ def _run_study(config: RunConfig, full_layers: int, *, progress: bool) -> None:
         frames = [complete_model_outputs(task, config, depths=config.trained_depths(full_layers), progress=progress)]
     difficulty = []
     if config.study:
-        with clock.stage("early-exit models (DeeBERT, PABEE, probes, FastBERT)"):
+        names = ", ".join(["DeeBERT", "PABEE", "probes", "FastBERT", *(display_name(o, 1).rsplit(" exit", 1)[0]
+                                                                      for o in config.objectives)])
+        with clock.stage(f"early-exit models ({names})"):
             frames.append(early_exit_outputs(task, config, progress=progress))
         members = config.regularized_members(full_layers, small_layers)
         for depth, small in members:
