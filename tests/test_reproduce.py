@@ -369,6 +369,24 @@ def test_tables_recomputes_a_run_with_a_risk_guarantee(run, tmp_path, capsys):
     assert "delta" in capsys.readouterr().err
 
 
+def test_tables_in_the_other_speedup_unit(run, tmp_path):
+    import shutil
+    copy = tmp_path / "flops"
+    copy.mkdir()
+    for name in ("outputs.parquet", "config.json"):
+        shutil.copy(run / name, copy / name)
+    shutil.copytree(run / "tables", copy / "tables")
+    assert main(["tables", "--run", str(copy), "--speedup-unit", "flops", "--signals", "none"]) == 0
+    flops = load_tables(copy)["main"]
+    assert set(flops["speedup_unit"]) == {"flops"} and load_run(copy)[1]["speedup_unit"] == "flops"
+    reached = flops[(flops["method"] == "deebert") & flops["metric"].notna()]
+    # thresholds now chosen for the FLOPs target: the realised FLOPs speed-up lands near it, not the layer one
+    layers = load_tables(run)["main"].set_index(["method", "target_speedup"])["speedup_flops"]
+    for _, row in reached.iterrows():
+        assert abs(row["speedup_flops"] - row["target_speedup"]) <= abs(
+            layers[("deebert", row["target_speedup"])] - row["target_speedup"]) + 0.25
+
+
 def test_gap_closed_covers_the_cascades_with_a_signal(run):
     gap = load_tables(run)["gap_closed"]
     assert {"cascade 1L>6L with learned", "cascade 1L>6L with ensemble"} <= set(gap["method"])

@@ -224,7 +224,8 @@ def _risk(text: str | None) -> tuple[float, float] | None:
 
 def cmd_tables(a: argparse.Namespace) -> None:
     """Recompute every table of a run folder from its stored outputs (no model runs), optionally with other
-    signals or a risk guarantee; the executor and difficulty tables, which need the models, are kept."""
+    signals, a risk guarantee or the targets in another speed-up unit; the executor and difficulty tables,
+    which need the models, are kept."""
     from dataclasses import asdict, replace
 
     from workbench.config import RunConfig
@@ -235,8 +236,10 @@ def cmd_tables(a: argparse.Namespace) -> None:
     outputs, saved = load_run(a.run)
     kept = {name: table for name, table in load_tables(a.run).items() if name in ("executor", "difficulty")}
     config = RunConfig.from_dict(saved["run"])
-    config = replace(config, **{k: v for k, v in {"signals": a.signals, "risk": _risk(a.risk)}.items()
-                                if v is not None})
+    config = replace(config, **{k: v for k, v in {"signals": a.signals, "risk": _risk(a.risk),
+                                                  "speedup_unit": a.speedup_unit}.items() if v is not None})
+    if a.speedup_unit:
+        saved = {**saved, "speedup_unit": a.speedup_unit}
     small = saved.get("small_shape")
     tables = {**study_tables(outputs, study_of(saved), config, small["num_layers"] if small else None), **kept}
     write_run(a.run, tables=tables, config={**saved, "run": asdict(config)})
@@ -418,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run folder written by `reproduce`")
     p.add_argument("--signals", type=_signals, help="signals to try (default: the run's)")
     p.add_argument("--risk", help="DELTA,EPS for thresholds with a guarantee (default: the run's)")
+    p.add_argument("--speedup-unit", choices=("flops", "layers"),
+                   help="reach the targets in this unit (default: the run's); copy the run folder first to keep both")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("execute", help="run a finished run's executor check again", description=cmd_execute.__doc__)
