@@ -93,7 +93,8 @@ def main() -> None:
                 probs[p] = torch.cat([torch.softmax(model(**b).logits.float(), -1) for b, _ in batches]).numpy()
     same = float(np.mean(probs["fp32"].argmax(1) == probs["bf16"].argmax(1)))
     gap = float(np.abs(probs["fp32"] - probs["bf16"]).max())
-    print(f"after {(a.repeats + 1) * len(PRECISIONS) * a.steps} training steps: bf16 answers as fp32 on {100 * same:.1f}% of "
+    steps = (a.repeats + 1) * len(PRECISIONS) * a.steps
+    print(f"after {steps} training steps: bf16 answers as fp32 on {100 * same:.1f}% of "
           f"{len(test)} test snippets; largest probability difference {gap:.4f}")
 
 
