@@ -54,6 +54,13 @@ def _add_task_options(p: argparse.ArgumentParser) -> None:
                    help="metric for your own data (default: accuracy)")
 
 
+def _add_device_option(p) -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                   help="where to train, predict and run the executors: auto (default) is cuda when a GPU is "
+                        "visible, else cpu; under `accelerate launch` each process takes the device the launcher "
+                        "gives it")
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
     g.add_argument("--preset", default="quick", choices=sorted(PRESETS),
@@ -70,9 +77,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="fp32 (default); bf16: bfloat16 autocast for training, prediction and the executors "
                         "(faster on CPUs with bf16 instructions, see benchmarks/precision.py, and on recent GPUs); "
                         "fp16: float16 autocast with loss scaling, CUDA GPUs only")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
-                   help="where to train and predict: auto (default) is cuda when a GPU is visible, else cpu; "
-                        "under `accelerate launch` each process takes the device the launcher gives it")
+    _add_device_option(g)
     g.add_argument("--train-limit", type=int, help="use at most this many training examples")
     g.add_argument("--eval-limit", type=int, help="use at most this many tune and this many test examples "
                                                   "(seeded samples, counted in the task's notes)")
@@ -354,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="outputs table of a checkpoint over one split", description=cmd_predict.__doc__)
     _add_task_options(p)
     p.add_argument("--checkpoint", required=True, help="folder written by `train` (its best/ folder)")
+    _add_device_option(p)
     p.add_argument("--split", default="test", help="train, tune or test (default: test)")
     p.add_argument("--seed", type=int, default=0, help="value of the seed column")
     p.add_argument("--max-length", type=int, default=128)
@@ -362,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", help="answer new texts with a trained method of a run",
                        description=cmd_classify.__doc__)
+    _add_device_option(p)
     p.add_argument("--run", required=True, help="run folder written by `reproduce`")
     p.add_argument("--method", required=True, help="a method of the main table: 'deebert', 'cascade 1L>6L', "
                                                   "'deebert with learned', 'complete-6L', ...")
@@ -426,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("execute", help="run a finished run's executor check again", description=cmd_execute.__doc__)
+    _add_device_option(p)
     p.add_argument("--run", required=True, help="run folder written by `reproduce`")
     p.set_defaults(func=cmd_execute)
 
@@ -459,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             from workbench.models.precision import check_precision
             from workbench.runs.distributed import configure
             configure(args.device)
-            if args.precision:
+            if getattr(args, "precision", None):
                 check_precision(args.precision)
         args.func(args)
     except (DataError, OSError, ValueError) as err:  # OSError: files and folders; ValueError: bad values
