@@ -379,12 +379,13 @@ def test_tables_in_the_other_speedup_unit(run, tmp_path):
     assert main(["tables", "--run", str(copy), "--speedup-unit", "flops", "--signals", "none"]) == 0
     flops = load_tables(copy)["main"]
     assert set(flops["speedup_unit"]) == {"flops"} and load_run(copy)[1]["speedup_unit"] == "flops"
-    reached = flops[(flops["method"] == "deebert") & flops["metric"].notna()]
-    # thresholds now chosen for the FLOPs target: the realised FLOPs speed-up lands near it, not the layer one
-    layers = load_tables(run)["main"].set_index(["method", "target_speedup"])["speedup_flops"]
-    for _, row in reached.iterrows():
-        assert abs(row["speedup_flops"] - row["target_speedup"]) <= abs(
-            layers[("deebert", row["target_speedup"])] - row["target_speedup"]) + 0.25
+    # a FLOPs target also pays for every off-ramp head, so reaching it takes thresholds that let out at least
+    # as many examples: with the same seeds, each realised FLOPs speed-up is at least the layer run's
+    layers = load_tables(run)["main"].set_index(["method", "target_speedup"])
+    reached = flops[(flops["method"] == "deebert") & flops["metric"].notna()].set_index("target_speedup")
+    assert len(reached)
+    for target, row in reached.iterrows():
+        assert row["speedup_flops"] >= layers.loc[("deebert", target), "speedup_flops"] - 1e-9
 
 
 def test_gap_closed_covers_the_cascades_with_a_signal(run):
