@@ -7,7 +7,7 @@ from pathlib import Path
 
 from workbench.config import PRESETS, RunConfig, TaskOptions, get_preset, override
 from workbench.data.files import DataError
-from workbench.names import parse_depths_option
+from workbench.names import OBJECTIVES, SIGNALS, parse_depths_option
 from workbench.study.checks import ConfigError, check_run
 
 # The commands import what they need when they run, so that `--help` answers without loading torch.
@@ -196,24 +196,20 @@ def cmd_reproduce(a: argparse.Namespace) -> None:
     reproduce(config, force=True)
 
 
-def _signals(text: str) -> tuple[str, ...]:
-    from workbench.names import SIGNALS
-    names = () if text == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
-    unknown = [s for s in names if s not in SIGNALS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown signal(s) {unknown}; expected some of {', '.join(SIGNALS)}, "
-                                         "or 'none'")
-    return names
+def _names_from(allowed: tuple[str, ...], what: str):
+    """An argparse type for a comma-separated list of distinct names from `allowed` ('none' for none)."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = () if text == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
+        unknown = [s for s in names if s not in allowed]
+        if unknown or len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected distinct {what} from {', '.join(allowed)}, "
+                                             "or 'none'")
+        return names
+    return parse
 
 
-def _objectives(text: str) -> tuple[str, ...]:
-    from workbench.names import OBJECTIVES
-    names = () if text == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
-    unknown = [s for s in names if s not in OBJECTIVES]
-    if unknown or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct objectives from {', '.join(OBJECTIVES)}, "
-                                         "or 'none'")
-    return names
+_signals = _names_from(SIGNALS, "signals")
+_objectives = _names_from(OBJECTIVES, "objectives")
 
 
 def _risk(text: str | None) -> tuple[float, float] | None:
