@@ -84,7 +84,7 @@ per_layer = wb.tables.per_layer_accuracy(run.tables["dis"], ["probe", "deebert",
 per_layer.pivot(index="layer", columns="model", values="accuracy").round(1)
 
 # %%
-plots.speed_accuracy(per_layer.rename(columns={"model": "method", "accuracy": "metric"}), x="layer");
+plots.exit_accuracy(per_layer);
 
 # %% [markdown]
 # Things to check before reading too much into these numbers: `n` in the sufficiency table (few inputs
