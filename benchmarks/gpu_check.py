@@ -5,8 +5,8 @@ configurations with random weights (a tiny BERT like the smoke preset's, and a M
 shaped encoder), and the inputs are random token sequences of 16 to 64 tokens with a learnable label (does
 token 1000 occur). It prints three tables:
 
-1. training throughput (examples/s) of the real training loop (`fit`'s step: forward, loss, backward, clipping,
-   AdamW) on the CPU and on the device, in the chosen precision;
+1. training throughput (examples/s) of the step `fit` takes (forward under autocast, PABEE's loss, scaled
+   backward, clipping, AdamW; `fit` itself needs a tokenizer from files) on the CPU and on the device;
 2. the batched early-exit executor against the full model on the device, at batch 32 and 256: the thresholds
    are set on the simulation (every exit's logits computed in one pass) to reach about 2x, 3x and 4x in
    layers, and the table gives the FLOPs speed-up, the wall-clock speed-up and their ratio;
